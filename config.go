@@ -1,0 +1,136 @@
+package mycelium
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config configures a Node. Start from DefaultConfig; New calls Validate.
+type Config struct {
+	// Key is the node's identity. Required.
+	Key *Key
+
+	// ListenAddr is the UDP address the node binds, such as
+	// "0.0.0.0:4433". Default "0.0.0.0:0" (any free port). Ignored when
+	// PacketConn is set.
+	ListenAddr string
+
+	// PacketConn, when set, carries the node's traffic instead of a UDP
+	// socket of its own: tests and the network lab run the real node over
+	// simulated networks this way. The node takes ownership and closes it.
+	PacketConn net.PacketConn
+
+	// Bootstrap lists peers to connect to at Start. The node keeps trying
+	// (with backoff, 1 s doubling to 30 s) until each is connected, and
+	// reconnects when a connection drops.
+	Bootstrap []Peer
+
+	// Relay turns on the relay role. Today it is only reported in Stats;
+	// circuits come in a later version.
+	Relay bool
+
+	// HandshakeTimeout bounds a QUIC handshake, so dialing an address
+	// where nobody answers fails after this long. Default 5 s (quic-go's
+	// default HandshakeIdleTimeout).
+	HandshakeTimeout time.Duration
+
+	// IdleTimeout closes a connection that has heard nothing for this
+	// long. Default 30 s (quic-go's default MaxIdleTimeout).
+	IdleTimeout time.Duration
+
+	// KeepAlive is the silence after which a ping is sent. Default 15 s:
+	// under the 30 s Linux conntrack keeps an unreplied UDP mapping, and
+	// under half of IdleTimeout.
+	KeepAlive time.Duration
+
+	// StreamHeaderTimeout bounds how long an inbound stream may take to
+	// send its service header before it is refused. Default 10 s (guess).
+	StreamHeaderTimeout time.Duration
+
+	// Resources bounds what peers can make the node hold.
+	Resources Resources
+
+	// Logger receives the node's logs. Required; DefaultConfig discards.
+	Logger *slog.Logger
+}
+
+// Resources are the node's limits on what peers may make it hold.
+type Resources struct {
+	// MaxPeers bounds the peers with an open connection. Inbound
+	// connections past it are refused. Default 1024 (guess).
+	MaxPeers int
+	// MaxStreamsPerPeer bounds the streams one peer may have open to this
+	// node at once (QUIC's MAX_STREAMS). Default 256 (guess).
+	MaxStreamsPerPeer int64
+	// AcceptBacklog bounds the streams waiting in one Listener's Accept
+	// queue; streams past it are refused as overloaded. Default 64.
+	AcceptBacklog int
+}
+
+// DefaultConfig returns a Config with every default filled in except Key.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:          "0.0.0.0:0",
+		HandshakeTimeout:    5 * time.Second,
+		IdleTimeout:         30 * time.Second,
+		KeepAlive:           15 * time.Second,
+		StreamHeaderTimeout: 10 * time.Second,
+		Resources:           DefaultResources(),
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// DefaultResources returns the default limits.
+func DefaultResources() Resources {
+	return Resources{MaxPeers: 1024, MaxStreamsPerPeer: 256, AcceptBacklog: 64}
+}
+
+// ErrBadConfig wraps every Validate error.
+var ErrBadConfig = errors.New("mycelium: bad config")
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, a...)...)
+	}
+	switch {
+	case c.Key == nil:
+		return bad("Key is required")
+	case c.Logger == nil:
+		return bad("Logger is required (DefaultConfig sets one that discards)")
+	case c.PacketConn == nil && c.ListenAddr == "":
+		return bad("ListenAddr or PacketConn is required")
+	case c.HandshakeTimeout <= 0:
+		return bad("HandshakeTimeout must be positive, got %v", c.HandshakeTimeout)
+	case c.IdleTimeout <= 0:
+		return bad("IdleTimeout must be positive, got %v", c.IdleTimeout)
+	case c.KeepAlive <= 0 || c.KeepAlive >= c.IdleTimeout:
+		return bad("KeepAlive must be positive and below IdleTimeout (%v), got %v", c.IdleTimeout, c.KeepAlive)
+	case c.StreamHeaderTimeout <= 0:
+		return bad("StreamHeaderTimeout must be positive, got %v", c.StreamHeaderTimeout)
+	case c.Resources.MaxPeers <= 0:
+		return bad("Resources.MaxPeers must be positive, got %d", c.Resources.MaxPeers)
+	case c.Resources.MaxStreamsPerPeer <= 0:
+		return bad("Resources.MaxStreamsPerPeer must be positive, got %d", c.Resources.MaxStreamsPerPeer)
+	case c.Resources.AcceptBacklog <= 0:
+		return bad("Resources.AcceptBacklog must be positive, got %d", c.Resources.AcceptBacklog)
+	}
+	if c.PacketConn == nil {
+		if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {
+			return bad("ListenAddr %q: %v", c.ListenAddr, err)
+		}
+	}
+	for _, p := range c.Bootstrap {
+		if p.ID == c.Key.ID() {
+			return bad("Bootstrap lists this node's own ID")
+		}
+		if p.Addr == nil {
+			return bad("Bootstrap peer %s has no address", p.ID.Short())
+		}
+	}
+	return nil
+}

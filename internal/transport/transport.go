@@ -1,0 +1,234 @@
+// Package transport owns a node's one UDP socket. On it run one quic.Transport
+// that both listens and dials, and a reader for non-QUIC packets (STUN and
+// punch packets, whose first two bits are 0). Peers authenticate each other
+// with TLS 1.3 against their Ed25519 node keys.
+//
+// It is the only package that opens sockets.
+package transport
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-reuseport"
+	"github.com/quic-go/quic-go"
+
+	"github.com/mycelium-net/mycelium/internal/identity"
+)
+
+// ConnectionIDLength is fixed for every Transport of a node: RFC 9000
+// migration onto another Transport (quic-go's AddPath) requires the same
+// length on both.
+const ConnectionIDLength = 8
+
+// MaxNonQUICPacket is the largest non-QUIC packet handed to the handler;
+// longer ones are truncated by the read. STUN messages are far smaller.
+const MaxNonQUICPacket = 1500
+
+// Config configures a Transport.
+type Config struct {
+	// Key is the node's identity. Required.
+	Key *identity.Key
+	// ListenAddr is the UDP address to bind when PacketConn is nil, such as
+	// "0.0.0.0:4242" or "127.0.0.1:0".
+	ListenAddr string
+	// PacketConn, when set, is used instead of opening a socket. The
+	// Transport takes ownership and closes it.
+	PacketConn net.PacketConn
+	// HandshakeTimeout bounds a QUIC handshake.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection with no traffic for this long.
+	IdleTimeout time.Duration
+	// KeepAlive sends a ping after this much silence; keep it under the
+	// 30 s that Linux conntrack gives unreplied UDP mappings.
+	KeepAlive time.Duration
+	// MaxIncomingStreams bounds the streams a peer may have open at once.
+	MaxIncomingStreams int64
+	// NonQUIC receives each non-QUIC packet. It runs on the reader
+	// goroutine and must not keep b. Nil drops them.
+	NonQUIC func(b []byte, from net.Addr)
+	// Logger receives transport logs. Required.
+	Logger *slog.Logger
+}
+
+// Transport is a node's socket, its QUIC transport, and its listener.
+type Transport struct {
+	cfg   Config
+	cert  tls.Certificate
+	pconn net.PacketConn
+	qt    *quic.Transport
+	ln    *quic.Listener
+	qconf *quic.Config
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open binds the socket (unless cfg.PacketConn is given), starts the
+// non-QUIC reader, and starts listening for QUIC connections.
+func Open(cfg Config) (*Transport, error) {
+	if cfg.Key == nil || cfg.Logger == nil {
+		return nil, errors.New("transport: Config.Key and Config.Logger are required")
+	}
+	cert, err := selfSignedCert(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	pconn := cfg.PacketConn
+	if pconn == nil {
+		pconn, err = reuseport.ListenPacket("udp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("transport: listen %s: %w", cfg.ListenAddr, err)
+		}
+	}
+	resetKey, err := statelessResetKey(cfg.Key)
+	if err != nil {
+		pconn.Close()
+		return nil, err
+	}
+	t := &Transport{
+		cfg:   cfg,
+		cert:  cert,
+		pconn: pconn,
+		qt: &quic.Transport{
+			Conn:               pconn,
+			ConnectionIDLength: ConnectionIDLength,
+			StatelessResetKey:  &resetKey,
+		},
+		qconf: &quic.Config{
+			HandshakeIdleTimeout: cfg.HandshakeTimeout,
+			MaxIdleTimeout:       cfg.IdleTimeout,
+			KeepAlivePeriod:      cfg.KeepAlive,
+			MaxIncomingStreams:   cfg.MaxIncomingStreams,
+			// Uni streams are not used yet; refuse them.
+			MaxIncomingUniStreams: -1,
+			EnableDatagrams:       true,
+		},
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	// ReadNonQUICPacket queues packets only after its first call, so make
+	// that call before anything is sent or received. With a cancelled
+	// context it sets up the queue and returns at once.
+	primed, prime := context.WithCancel(t.ctx)
+	prime()
+	_, _, _ = t.qt.ReadNonQUICPacket(primed, nil)
+	t.wg.Add(1)
+	go t.readNonQUIC()
+	ln, err := t.qt.Listen(serverTLS(cert, cfg.Key.ID()), t.qconf)
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	t.ln = ln
+	return t, nil
+}
+
+// statelessResetKey derives the RFC 9000 §10.3 stateless reset key from the
+// node key, so that it survives restarts: a peer that kept a connection to a
+// restarted node learns at once that the connection is gone.
+func statelessResetKey(k *identity.Key) (quic.StatelessResetKey, error) {
+	var key quic.StatelessResetKey
+	b, err := hkdf.Key(sha256.New, k.Private().Seed(), nil, "mycelium stateless reset key v1", len(key))
+	if err != nil {
+		return key, fmt.Errorf("transport: derive reset key: %w", err)
+	}
+	copy(key[:], b)
+	return key, nil
+}
+
+func (t *Transport) readNonQUIC() {
+	defer t.wg.Done()
+	buf := make([]byte, MaxNonQUICPacket)
+	for {
+		n, from, err := t.qt.ReadNonQUICPacket(t.ctx, buf)
+		if err != nil {
+			return
+		}
+		if t.cfg.NonQUIC != nil {
+			t.cfg.NonQUIC(buf[:n], from)
+		}
+	}
+}
+
+// LocalAddr is the socket's address.
+func (t *Transport) LocalAddr() net.Addr { return t.pconn.LocalAddr() }
+
+// Accept waits for the next authenticated inbound connection.
+func (t *Transport) Accept(ctx context.Context) (*quic.Conn, identity.NodeID, error) {
+	for {
+		c, err := t.ln.Accept(ctx)
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return nil, identity.NodeID{}, net.ErrClosed
+			}
+			return nil, identity.NodeID{}, err
+		}
+		certs := c.ConnectionState().TLS.PeerCertificates
+		raw := make([][]byte, len(certs))
+		for i, cert := range certs {
+			raw[i] = cert.Raw
+		}
+		id, err := PeerID(raw)
+		if err != nil {
+			// Unreachable: VerifyPeerCertificate already checked it.
+			c.CloseWithError(0, "bad certificate")
+			continue
+		}
+		return c, id, nil
+	}
+}
+
+// Dial opens a connection to addr and checks that the peer proves key want.
+// A different key fails with ErrIdentityMismatch before any stream opens.
+func (t *Transport) Dial(ctx context.Context, addr net.Addr, want identity.NodeID) (*quic.Conn, error) {
+	if want == t.cfg.Key.ID() {
+		return nil, errors.New("transport: refusing to dial our own node ID")
+	}
+	var got identity.NodeID
+	c, err := t.qt.Dial(ctx, addr, clientTLS(t.cert, want, &got), t.qconf)
+	if err != nil {
+		if !got.IsZero() {
+			return nil, fmt.Errorf("%w: dialed %s at %s, but the node there is %s", ErrIdentityMismatch, want, addr, got)
+		}
+		if t.ctx.Err() != nil {
+			return nil, net.ErrClosed
+		}
+		return nil, fmt.Errorf("transport: dial %s at %s: %w", want.Short(), addr, err)
+	}
+	return c, nil
+}
+
+// WriteTo sends a raw (non-QUIC) packet from the node's socket.
+func (t *Transport) WriteTo(b []byte, addr net.Addr) (int, error) {
+	return t.qt.WriteTo(b, addr)
+}
+
+// Close closes every connection, the listener and the socket, and waits
+// for the reader. It is idempotent.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.cancel()
+		if t.ln != nil {
+			t.ln.Close()
+		}
+		t.closeErr = t.qt.Close()
+		// quic.Transport does not close a PacketConn it was handed.
+		if err := t.pconn.Close(); err != nil && t.closeErr == nil && !errors.Is(err, net.ErrClosed) {
+			t.closeErr = err
+		}
+		t.wg.Wait()
+	})
+	return t.closeErr
+}

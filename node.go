@@ -1,0 +1,322 @@
+package mycelium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/mycelium-net/mycelium/internal/transport"
+)
+
+// Node is a mycelium node: one socket, its QUIC connections to peers, and
+// the services it offers over them. Create one with New, then Start it.
+type Node struct {
+	cfg   Config
+	id    NodeID
+	log   *slog.Logger
+	peers *peerTable
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the node starts
+
+	mu        sync.Mutex
+	tr        *transport.Transport // set by Start
+	listeners map[string]*listener
+	started   bool
+	closed    bool
+
+	stats counters
+}
+
+// New checks cfg and returns a node that is not yet started.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:       cfg,
+		id:        cfg.Key.ID(),
+		peers:     newPeerTable(cfg.Key.ID()),
+		listeners: make(map[string]*listener),
+	}
+	n.log = cfg.Logger.With("node", n.id.Short())
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	for _, p := range cfg.Bootstrap {
+		n.peers.addAddr(p.ID, p.Addr, true)
+	}
+	return n, nil
+}
+
+// ID returns the node's ID.
+func (n *Node) ID() NodeID { return n.id }
+
+// Start opens the socket, starts accepting connections and starts
+// connecting to the bootstrap peers. It returns once the node is listening.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return net.ErrClosed
+	}
+	if n.started {
+		return errors.New("mycelium: node already started")
+	}
+	tr, err := transport.Open(transport.Config{
+		Key:                n.cfg.Key,
+		ListenAddr:         n.cfg.ListenAddr,
+		PacketConn:         n.cfg.PacketConn,
+		HandshakeTimeout:   n.cfg.HandshakeTimeout,
+		IdleTimeout:        n.cfg.IdleTimeout,
+		KeepAlive:          n.cfg.KeepAlive,
+		MaxIncomingStreams: n.cfg.Resources.MaxStreamsPerPeer,
+		NonQUIC:            n.handleNonQUIC,
+		Logger:             n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.tr = tr
+	n.started = true
+	n.log.Info("node started", "id", n.id.String(), "listen", tr.LocalAddr().String(), "relay", n.cfg.Relay)
+	n.wg.Add(1)
+	go n.acceptLoop()
+	for _, p := range n.cfg.Bootstrap {
+		n.wg.Add(1)
+		go n.keepConnected(p.ID)
+	}
+	return nil
+}
+
+// Close closes every connection and listener and the socket, and waits for
+// the node's goroutines. It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	tr := n.tr
+	ls := n.listeners
+	n.listeners = map[string]*listener{}
+	n.mu.Unlock()
+
+	n.cancel()
+	for _, l := range ls {
+		l.close()
+	}
+	for _, pc := range n.peers.all() {
+		pc.qc.CloseWithError(codeNodeClosing, "node closing")
+	}
+	var err error
+	if tr != nil {
+		err = tr.Close()
+	}
+	n.wg.Wait()
+	n.log.Info("node closed")
+	return err
+}
+
+// transport returns the started transport.
+func (n *Node) transport() (*transport.Transport, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return nil, net.ErrClosed
+	case !n.started:
+		return nil, ErrNotStarted
+	}
+	return n.tr, nil
+}
+
+// LocalAddr is the address of the node's socket, or nil before Start.
+func (n *Node) LocalAddr() net.Addr {
+	tr, err := n.transport()
+	if err != nil {
+		return nil
+	}
+	return tr.LocalAddr()
+}
+
+// AddPeerAddr tells the node where peer id may be reached. Dial uses it when
+// the node has no connection to id.
+func (n *Node) AddPeerAddr(id NodeID, addr net.Addr) error {
+	if id == n.id {
+		return ErrSelf
+	}
+	if addr == nil {
+		return errors.New("mycelium: nil address")
+	}
+	n.peers.addAddr(id, addr, true)
+	return nil
+}
+
+// Connect makes sure the node has a connection to id, dialing addr (if not
+// nil) or a known address. It returns at once if a connection exists.
+func (n *Node) Connect(ctx context.Context, id NodeID, addr net.Addr) error {
+	if addr != nil {
+		if err := n.AddPeerAddr(id, addr); err != nil {
+			return err
+		}
+	}
+	_, err := n.conn(ctx, id)
+	return err
+}
+
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		qc, id, err := n.tr.Accept(n.ctx)
+		if err != nil {
+			if n.ctx.Err() == nil {
+				n.log.Warn("accept stopped", "err", err)
+			}
+			return
+		}
+		if n.peers.connectedCount() >= n.cfg.Resources.MaxPeers && !n.peers.hasActive(id) {
+			n.stats.connsRefused.Add(1)
+			qc.CloseWithError(codeTooMany, "too many peers")
+			continue
+		}
+		n.stats.connsIn.Add(1)
+		n.peers.addAddr(id, qc.RemoteAddr(), false)
+		n.addConn(qc, id, false)
+	}
+}
+
+// addConn registers an established connection and starts serving it.
+func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
+	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now()}
+	for _, loser := range n.peers.add(pc) {
+		n.stats.duplicateConns.Add(1)
+		n.log.Debug("closing duplicate connection", "peer", id.Short(), "outbound", loser.outbound)
+		loser.qc.CloseWithError(codeDuplicate, "duplicate connection")
+	}
+	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
+	n.wg.Add(1)
+	go n.serveConn(pc)
+	return pc
+}
+
+// serveConn accepts the peer's streams until the connection closes.
+func (n *Node) serveConn(pc *peerConn) {
+	defer n.wg.Done()
+	defer n.peers.remove(pc)
+	for {
+		s, err := pc.qc.AcceptStream(n.ctx)
+		if err != nil {
+			n.log.Debug("peer connection closed", "peer", pc.peer.Short(), "err", err)
+			return
+		}
+		n.wg.Add(1)
+		go n.handleStream(pc, s)
+	}
+}
+
+// conn returns the connection to id, dialing a known address if needed.
+func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
+	if id == n.id {
+		return nil, ErrSelf
+	}
+	tr, err := n.transport()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		pc, call, addrs, mustDial, _ := n.peers.connOrDial(id)
+		switch {
+		case pc != nil:
+			return pc, nil
+		case mustDial:
+			pc, err := n.dialAddrs(ctx, tr, id, addrs)
+			n.peers.finishDial(id, call, err)
+			if err != nil {
+				n.stats.dialsFailed.Add(1)
+				return nil, err
+			}
+			return pc, nil
+		case call != nil:
+			select {
+			case <-call.done:
+				// Someone else's dial ended. If it failed for its
+				// own caller's reason, try again ourselves.
+				if call.err != nil && !errors.Is(call.err, context.Canceled) && !errors.Is(call.err, context.DeadlineExceeded) {
+					return nil, call.err
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		default:
+			return nil, fmt.Errorf("%w %s: give an address (ID@HOST:PORT) or connect to it first", ErrNoAddress, id)
+		}
+	}
+}
+
+// dialAddrs tries each address in turn and returns the first connection.
+func (n *Node) dialAddrs(ctx context.Context, tr *transport.Transport, id NodeID, addrs []net.Addr) (*peerConn, error) {
+	var errs []error
+	for _, a := range addrs {
+		qc, err := tr.Dial(ctx, a, id)
+		if err == nil {
+			n.stats.connsOut.Add(1)
+			return n.addConn(qc, id, true), nil
+		}
+		if errors.Is(err, ErrIdentityMismatch) || ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// keepConnected holds a connection to a bootstrap peer, redialing with
+// backoff (1 s doubling to 30 s) while the node runs.
+func (n *Node) keepConnected(id NodeID) {
+	defer n.wg.Done()
+	const minBackoff, maxBackoff = time.Second, 30 * time.Second
+	backoff := minBackoff
+	for n.ctx.Err() == nil {
+		pc, err := n.conn(n.ctx, id)
+		if err == nil {
+			backoff = minBackoff
+			select {
+			case <-pc.qc.Context().Done():
+				continue
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		n.log.Warn("bootstrap peer unreachable", "peer", id.Short(), "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
+	// STUN and hole-punch packets land here once the NAT layer exists;
+	// until then they are counted and dropped.
+	n.stats.nonQUICPackets.Add(1)
+}
+
+// counters are the node's plain event counters, exported by Stats.
+type counters struct {
+	connsIn, connsOut, connsRefused, duplicateConns atomic.Uint64
+	dialsFailed                                     atomic.Uint64
+	streamsIn, streamsOut, streamsRefused           atomic.Uint64
+	badHeaders, nonQUICPackets                      atomic.Uint64
+}

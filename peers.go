@@ -1,0 +1,296 @@
+package mycelium
+
+import (
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Application error codes for closing a peer connection.
+const (
+	codeNodeClosing quic.ApplicationErrorCode = 0 // node is shutting down
+	codeDuplicate   quic.ApplicationErrorCode = 1 // another connection to the same peer won
+	codeTooMany     quic.ApplicationErrorCode = 2 // node is at Resources.MaxPeers
+)
+
+// maxAddrsPerPeer bounds the addresses remembered for one peer.
+const maxAddrsPerPeer = 8
+
+// peerConn is one QUIC connection to a peer.
+//
+// Two nodes keep one connection. When both dial at once, each ends up with
+// two, and both apply the same rule to pick the winner (pickConn); the loser
+// drains: it refuses new streams with StatusRetry, so their dialers retry on
+// the winner, and it closes once its last stream has closed. No stream that
+// was accepted is ever cut by the collapse, and a stream refused this way has
+// carried no payload, so nothing is lost.
+type peerConn struct {
+	qc       *quic.Conn
+	peer     NodeID
+	outbound bool // this node dialed it
+	since    time.Time
+
+	// Guarded by peerTable.mu.
+	streams  int  // streams in use: opened (acked or waiting) or accepted
+	draining bool // lost to another connection; closes at streams == 0
+	removed  bool
+}
+
+type peerState struct {
+	addrs    []net.Addr  // known addresses, most recently learned first
+	active   *peerConn   // the connection new streams use
+	draining []*peerConn // connections that lost and wait for streams to end
+	dialing  *dialCall   // an outbound dial in flight
+	changed  chan struct{}
+	// pinned: the user or the config gave an address for this peer, so the
+	// entry outlives its connections. Entries learned only from inbound
+	// connections are forgotten when the last connection closes, which
+	// bounds the table by live connections plus pinned peers.
+	pinned bool
+}
+
+type dialCall struct {
+	done chan struct{}
+	err  error
+}
+
+// peerTable tracks every peer's addresses and connections.
+type peerTable struct {
+	self NodeID
+
+	mu    sync.Mutex
+	peers map[NodeID]*peerState
+}
+
+func newPeerTable(self NodeID) *peerTable {
+	return &peerTable{self: self, peers: make(map[NodeID]*peerState)}
+}
+
+func (t *peerTable) getLocked(id NodeID) *peerState {
+	ps := t.peers[id]
+	if ps == nil {
+		ps = &peerState{changed: make(chan struct{})}
+		t.peers[id] = ps
+	}
+	return ps
+}
+
+// notifyLocked wakes everyone waiting for a change to ps.
+func (ps *peerState) notifyLocked() {
+	close(ps.changed)
+	ps.changed = make(chan struct{})
+}
+
+// addAddr remembers addr for id, most recent first. pinned marks an address
+// the user gave.
+func (t *peerTable) addAddr(id NodeID, addr net.Addr, pinned bool) {
+	if addr == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.getLocked(id)
+	ps.pinned = ps.pinned || pinned
+	ps.addrs = slices.DeleteFunc(ps.addrs, func(a net.Addr) bool { return a.String() == addr.String() })
+	ps.addrs = slices.Insert(ps.addrs, 0, addr)
+	if len(ps.addrs) > maxAddrsPerPeer {
+		ps.addrs = ps.addrs[:maxAddrsPerPeer]
+	}
+}
+
+// connectedCount is the number of peers with an active connection.
+func (t *peerTable) connectedCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, ps := range t.peers {
+		if ps.active != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// pickConn decides which of two connections to the same peer survives. Both
+// ends compute the same answer: between connections dialed by different
+// nodes, the one dialed by the lower node ID wins; between two dialed by the
+// same node (it redialed, or restarted), the newer wins.
+func pickConn(self NodeID, old, new *peerConn) (winner, loser *peerConn) {
+	dialer := func(c *peerConn) NodeID {
+		if c.outbound {
+			return self
+		}
+		return c.peer
+	}
+	if dialer(old) == dialer(new) || dialer(new).Less(dialer(old)) {
+		return new, old
+	}
+	return old, new
+}
+
+// add registers a new connection. It returns the connections the caller
+// must close: a loser that has no streams.
+func (t *peerTable) add(pc *peerConn) (toClose []*peerConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.getLocked(pc.peer)
+	defer ps.notifyLocked()
+	if ps.active == nil {
+		ps.active = pc
+		return nil
+	}
+	winner, loser := pickConn(t.self, ps.active, pc)
+	ps.active = winner
+	loser.draining = true
+	if loser.streams == 0 {
+		loser.removed = true
+		return []*peerConn{loser}
+	}
+	ps.draining = append(ps.draining, loser)
+	return nil
+}
+
+// remove forgets a connection that has closed.
+func (t *peerTable) remove(pc *peerConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pc.removed = true
+	ps := t.peers[pc.peer]
+	if ps == nil {
+		return
+	}
+	if ps.active == pc {
+		ps.active = nil
+	}
+	ps.draining = slices.DeleteFunc(ps.draining, func(c *peerConn) bool { return c == pc })
+	ps.notifyLocked()
+	if !ps.pinned && ps.active == nil && len(ps.draining) == 0 && ps.dialing == nil {
+		delete(t.peers, pc.peer)
+	}
+}
+
+// acquire counts a new stream on pc. It fails when pc is draining or gone,
+// and then the stream must be retried on the peer's active connection.
+func (t *peerTable) acquire(pc *peerConn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if pc.draining || pc.removed {
+		return false
+	}
+	pc.streams++
+	return true
+}
+
+// release uncounts a stream. It reports whether pc is a drained loser that
+// the caller must now close.
+func (t *peerTable) release(pc *peerConn) (closeIt bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pc.streams--
+	if pc.draining && pc.streams == 0 && !pc.removed {
+		pc.removed = true
+		if ps := t.peers[pc.peer]; ps != nil {
+			ps.draining = slices.DeleteFunc(ps.draining, func(c *peerConn) bool { return c == pc })
+		}
+		return true
+	}
+	return false
+}
+
+// connOrDial returns the active connection to id, or starts a dial: when it
+// returns (nil, call, addrs, true) the caller must dial addrs and finish call.
+// Otherwise it returns a connection, or a call to wait on, or no addresses.
+func (t *peerTable) connOrDial(id NodeID) (pc *peerConn, call *dialCall, addrs []net.Addr, mustDial bool, changed <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.peers[id]
+	if ps == nil {
+		return nil, nil, nil, false, nil
+	}
+	if ps.active != nil {
+		return ps.active, nil, nil, false, ps.changed
+	}
+	if ps.dialing != nil {
+		return nil, ps.dialing, nil, false, ps.changed
+	}
+	if len(ps.addrs) == 0 {
+		return nil, nil, nil, false, ps.changed
+	}
+	ps.dialing = &dialCall{done: make(chan struct{})}
+	return nil, ps.dialing, slices.Clone(ps.addrs), true, ps.changed
+}
+
+// finishDial ends a dial started by connOrDial.
+func (t *peerTable) finishDial(id NodeID, call *dialCall, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.getLocked(id)
+	if ps.dialing == call {
+		ps.dialing = nil
+	}
+	call.err = err
+	close(call.done)
+	ps.notifyLocked()
+}
+
+// changedChan returns a channel closed at the next change to id's state.
+func (t *peerTable) changedChan(id NodeID) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.getLocked(id).changed
+}
+
+// snapshot copies the live connections for Stats, sorted by peer ID.
+func (t *peerTable) snapshot() []peerSnapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []peerSnapshot
+	for id, ps := range t.peers {
+		if ps.active == nil {
+			continue
+		}
+		out = append(out, peerSnapshot{id: id, pc: ps.active, streams: ps.active.streams, draining: len(ps.draining)})
+	}
+	slices.SortFunc(out, func(a, b peerSnapshot) int {
+		switch {
+		case a.id.Less(b.id):
+			return -1
+		case b.id.Less(a.id):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+type peerSnapshot struct {
+	id       NodeID
+	pc       *peerConn
+	streams  int
+	draining int
+}
+
+// all returns every connection, active and draining, for shutdown.
+func (t *peerTable) all() []*peerConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*peerConn
+	for _, ps := range t.peers {
+		if ps.active != nil {
+			out = append(out, ps.active)
+		}
+		out = append(out, ps.draining...)
+	}
+	return out
+}
+
+// hasActive reports whether id has an active connection.
+func (t *peerTable) hasActive(id NodeID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.peers[id]
+	return ps != nil && ps.active != nil
+}

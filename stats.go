@@ -1,0 +1,88 @@
+package mycelium
+
+import (
+	"time"
+)
+
+// Stats is a snapshot of a node's state and counters.
+type Stats struct {
+	ID       NodeID      `json:"id"`
+	Role     string      `json:"role"`     // "node" or "relay"
+	Listen   []string    `json:"listen"`   // socket addresses
+	Peers    []PeerStats `json:"peers"`    // connected peers, sorted by ID
+	Services []string    `json:"services"` // services with a listener, sorted
+	Counters Counters    `json:"counters"`
+}
+
+// PeerStats describes the connection to one peer.
+type PeerStats struct {
+	ID        NodeID        `json:"id"`
+	Path      string        `json:"path"` // "direct" (circuits come later)
+	Addr      string        `json:"addr"` // the peer's address on the path
+	RTT       time.Duration `json:"-"`
+	RTTMillis float64       `json:"rtt_ms"`
+	Outbound  bool          `json:"outbound"` // this node dialed the connection
+	Streams   int           `json:"streams"`  // streams open on it
+	Since     time.Time     `json:"since"`
+	BytesSent uint64        `json:"bytes_sent"`
+	BytesRecv uint64        `json:"bytes_received"`
+}
+
+// Counters are totals since the node started.
+type Counters struct {
+	ConnsIn        uint64 `json:"conns_in"`        // inbound connections accepted
+	ConnsOut       uint64 `json:"conns_out"`       // outbound connections established
+	ConnsRefused   uint64 `json:"conns_refused"`   // inbound connections refused (MaxPeers)
+	DuplicateConns uint64 `json:"duplicate_conns"` // connections closed as duplicates
+	DialsFailed    uint64 `json:"dials_failed"`    // outbound connection attempts that failed
+	StreamsIn      uint64 `json:"streams_in"`      // inbound streams accepted
+	StreamsOut     uint64 `json:"streams_out"`     // outbound streams accepted by the peer
+	StreamsRefused uint64 `json:"streams_refused"` // inbound streams refused
+	BadHeaders     uint64 `json:"bad_headers"`     // inbound streams with a malformed header
+	NonQUICPackets uint64 `json:"non_quic_packets"`
+}
+
+// Stats returns a snapshot of the node.
+func (n *Node) Stats() Stats {
+	st := Stats{
+		ID:       n.id,
+		Role:     "node",
+		Listen:   []string{},
+		Peers:    []PeerStats{},
+		Services: n.services(),
+		Counters: Counters{
+			ConnsIn:        n.stats.connsIn.Load(),
+			ConnsOut:       n.stats.connsOut.Load(),
+			ConnsRefused:   n.stats.connsRefused.Load(),
+			DuplicateConns: n.stats.duplicateConns.Load(),
+			DialsFailed:    n.stats.dialsFailed.Load(),
+			StreamsIn:      n.stats.streamsIn.Load(),
+			StreamsOut:     n.stats.streamsOut.Load(),
+			StreamsRefused: n.stats.streamsRefused.Load(),
+			BadHeaders:     n.stats.badHeaders.Load(),
+			NonQUICPackets: n.stats.nonQUICPackets.Load(),
+		},
+	}
+	if n.cfg.Relay {
+		st.Role = "relay"
+	}
+	if a := n.LocalAddr(); a != nil {
+		st.Listen = append(st.Listen, a.String())
+	}
+	for _, p := range n.peers.snapshot() {
+		cs := p.pc.qc.ConnectionStats()
+		st.Peers = append(st.Peers, PeerStats{
+			ID:        p.id,
+			Path:      "direct",
+			Addr:      p.pc.qc.RemoteAddr().String(),
+			RTT:       cs.SmoothedRTT,
+			RTTMillis: float64(cs.SmoothedRTT.Microseconds()) / 1000,
+			Outbound:  p.pc.outbound,
+			Streams:   p.streams,
+			Since:     p.pc.since,
+			BytesSent: cs.BytesSent,
+			BytesRecv: cs.BytesReceived,
+		})
+	}
+	return st
+}

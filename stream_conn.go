@@ -1,0 +1,98 @@
+package mycelium
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// streamConn is a QUIC stream as a net.Conn with half-close.
+type streamConn struct {
+	s             *quic.Stream
+	local, remote Addr
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	release   func() // uncounts the stream on its connection
+}
+
+var _ net.Conn = (*streamConn)(nil)
+
+func newStreamConn(s *quic.Stream, local, remote Addr, release func()) *streamConn {
+	return &streamConn{s: s, local: local, remote: remote, closed: make(chan struct{}), release: release}
+}
+
+func (c *streamConn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Read reads from the stream. After the peer's CloseWrite it returns io.EOF;
+// after Close, net.ErrClosed.
+func (c *streamConn) Read(b []byte) (int, error) {
+	n, err := c.s.Read(b)
+	if err != nil && c.isClosed() {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// Write writes to the stream. After Close or CloseWrite it fails.
+func (c *streamConn) Write(b []byte) (int, error) {
+	n, err := c.s.Write(b)
+	if err != nil && c.isClosed() {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// CloseWrite ends the write direction: the peer reads io.EOF after the data
+// already written. Reading goes on.
+func (c *streamConn) CloseWrite() error {
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	return c.s.Close()
+}
+
+// CloseRead tells the peer to stop sending. Writing goes on.
+func (c *streamConn) CloseRead() error {
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	c.s.CancelRead(streamCodeClosed)
+	return nil
+}
+
+// Close closes both directions. Data already written is still delivered;
+// blocked Reads and Writes return net.ErrClosed. It is idempotent.
+func (c *streamConn) Close() error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		// Unblock a concurrent Write without discarding what it already
+		// queued, then send FIN after the queued data.
+		c.s.SetWriteDeadline(time.Unix(1, 0))
+		c.s.CancelRead(streamCodeClosed)
+		err = c.s.Close()
+		var serr *quic.StreamError
+		if errors.As(err, &serr) {
+			err = nil // the write side was already reset by the peer
+		}
+		c.release()
+	})
+	return err
+}
+
+func (c *streamConn) LocalAddr() net.Addr                { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr               { return c.remote }
+func (c *streamConn) SetDeadline(t time.Time) error      { return c.s.SetDeadline(t) }
+func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.s.SetReadDeadline(t) }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline(t) }

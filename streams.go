@@ -1,0 +1,284 @@
+package mycelium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/mycelium-net/mycelium/internal/wire"
+)
+
+// Stream error codes (RESET_STREAM / STOP_SENDING).
+const (
+	streamCodeClosed  quic.StreamErrorCode = 0 // the local end closed the stream
+	streamCodeRefused quic.StreamErrorCode = 1 // the stream was refused at setup
+)
+
+// maxDialAttempts bounds how often Dial retries a stream refused because its
+// connection was being replaced by a duplicate's winner.
+const maxDialAttempts = 4
+
+// Dial opens a stream to service on node id. It reuses the connection to id
+// or dials a known address (see AddPeerAddr and Config.Bootstrap), and
+// returns once the peer has accepted the stream, so an unknown service fails
+// here with ErrUnknownService. Without a deadline on ctx, the dial is bounded
+// by Config.HandshakeTimeout per address.
+func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, error) {
+	if err := wire.ValidateServiceName(service); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range maxDialAttempts {
+		pc, err := n.conn(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		changed := n.peers.changedChan(id)
+		c, err := n.openStream(ctx, pc, service)
+		if err == nil {
+			n.stats.streamsOut.Add(1)
+			return c, nil
+		}
+		if !errors.Is(err, errRetry) {
+			return nil, err
+		}
+		lastErr = err
+		// The connection lost a duplicate race. Wait until the winner
+		// is registered here (or the loser is gone), then go again.
+		select {
+		case <-changed:
+		case <-pc.qc.Context().Done():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("mycelium: dial %s/%s: %w", id.Short(), service, lastErr)
+}
+
+var errRetry = errors.New("mycelium: connection being replaced")
+
+// openStream opens a stream on pc, sends the service header and waits for
+// the peer's status byte.
+func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (net.Conn, error) {
+	if !n.peers.acquire(pc) {
+		return nil, errRetry
+	}
+	release := func() {
+		if n.peers.release(pc) {
+			pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
+		}
+	}
+	s, err := pc.qc.OpenStreamSync(ctx)
+	if err != nil {
+		release()
+		return nil, n.connErr(pc, err)
+	}
+	hdr, _ := wire.AppendServiceHeader(nil, service) // name validated by Dial
+	if _, err := s.Write(hdr); err != nil {
+		s.CancelRead(streamCodeRefused)
+		s.CancelWrite(streamCodeRefused)
+		release()
+		return nil, n.connErr(pc, err)
+	}
+	stop := context.AfterFunc(ctx, func() { s.SetReadDeadline(time.Unix(1, 0)) })
+	var status [1]byte
+	_, err = io.ReadFull(s, status[:])
+	stopped := stop()
+	s.SetReadDeadline(time.Time{})
+	if err != nil {
+		s.CancelRead(streamCodeRefused)
+		s.CancelWrite(streamCodeRefused)
+		release()
+		if !stopped && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, n.connErr(pc, err)
+	}
+	if st := wire.Status(status[0]); st != wire.StatusOK {
+		s.CancelRead(streamCodeRefused)
+		s.CancelWrite(streamCodeRefused)
+		release()
+		switch st {
+		case wire.StatusRetry:
+			return nil, errRetry
+		case wire.StatusUnknownService:
+			return nil, fmt.Errorf("%w: node %s has no service %q", ErrUnknownService, pc.peer.Short(), service)
+		case wire.StatusOverloaded:
+			return nil, fmt.Errorf("%w: %s/%s", ErrOverloaded, pc.peer.Short(), service)
+		default:
+			return nil, fmt.Errorf("%w by %s: %v", ErrRefused, pc.peer.Short(), st)
+		}
+	}
+	return newStreamConn(s, Addr{n.id, service}, Addr{pc.peer, service}, release), nil
+}
+
+// connErr maps an error from a connection that closed under a stream. A
+// connection closed because it lost a duplicate race asks for a retry.
+func (n *Node) connErr(pc *peerConn, err error) error {
+	var appErr *quic.ApplicationError
+	if errors.As(err, &appErr) && appErr.ErrorCode == codeDuplicate {
+		return errRetry
+	}
+	if n.ctx.Err() != nil {
+		return net.ErrClosed
+	}
+	return fmt.Errorf("mycelium: stream to %s: %w", pc.peer.Short(), err)
+}
+
+// handleStream reads an inbound stream's service header and hands the
+// stream to the service's listener, or refuses it.
+func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
+	defer n.wg.Done()
+	refuse := func(st wire.Status) {
+		n.stats.streamsRefused.Add(1)
+		s.Write([]byte{byte(st)})
+		s.Close()
+		s.CancelRead(streamCodeRefused)
+	}
+	s.SetReadDeadline(time.Now().Add(n.cfg.StreamHeaderTimeout))
+	service, err := wire.ReadServiceHeader(s)
+	s.SetReadDeadline(time.Time{})
+	if err != nil {
+		n.stats.badHeaders.Add(1)
+		n.log.Debug("bad stream header", "peer", pc.peer.Short(), "err", err)
+		refuse(wire.StatusBadHeader)
+		return
+	}
+	if !n.peers.acquire(pc) {
+		refuse(wire.StatusRetry)
+		return
+	}
+	release := func() {
+		if n.peers.release(pc) {
+			pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
+		}
+	}
+	n.mu.Lock()
+	l := n.listeners[service]
+	n.mu.Unlock()
+	if l == nil {
+		release()
+		refuse(wire.StatusUnknownService)
+		return
+	}
+	c := newStreamConn(s, Addr{n.id, service}, Addr{pc.peer, service}, release)
+	if st := l.deliver(c, s); st != wire.StatusOK {
+		release()
+		refuse(st)
+		return
+	}
+	n.stats.streamsIn.Add(1)
+}
+
+// Listen returns a listener for streams to service on this node.
+func (n *Node) Listen(service string) (net.Listener, error) {
+	if err := wire.ValidateServiceName(service); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, net.ErrClosed
+	}
+	if n.listeners[service] != nil {
+		return nil, fmt.Errorf("%w: %q", ErrServiceInUse, service)
+	}
+	l := &listener{
+		node:  n,
+		addr:  Addr{n.id, service},
+		queue: make(chan net.Conn, n.cfg.Resources.AcceptBacklog),
+		done:  make(chan struct{}),
+	}
+	n.listeners[service] = l
+	return l, nil
+}
+
+// Services lists the services with a listener, sorted.
+func (n *Node) services() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]string, 0, len(n.listeners))
+	for s := range n.listeners {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+type listener struct {
+	node *Node
+	addr Addr
+
+	mu     sync.Mutex // serialises deliver against close
+	queue  chan net.Conn
+	done   chan struct{}
+	closed bool
+}
+
+var _ net.Listener = (*listener)(nil)
+
+// deliver accepts c into the queue and sends StatusOK first, so the OK byte
+// precedes anything the service writes.
+func (l *listener) deliver(c net.Conn, s *quic.Stream) wire.Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return wire.StatusUnknownService
+	}
+	if len(l.queue) == cap(l.queue) {
+		return wire.StatusOverloaded
+	}
+	if _, err := s.Write([]byte{byte(wire.StatusOK)}); err != nil {
+		return wire.StatusRetry
+	}
+	l.queue <- c // cannot block: checked for room under mu, sole sender
+	return wire.StatusOK
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.queue:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops the listener. Streams already accepted are not affected;
+// streams still queued are closed.
+func (l *listener) Close() error {
+	l.node.mu.Lock()
+	if l.node.listeners[l.addr.Service] == l {
+		delete(l.node.listeners, l.addr.Service)
+	}
+	l.node.mu.Unlock()
+	l.close()
+	return nil
+}
+
+func (l *listener) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	close(l.done)
+	for {
+		select {
+		case c := <-l.queue:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+func (l *listener) Addr() net.Addr { return l.addr }
