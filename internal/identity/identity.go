@@ -62,6 +62,9 @@ func ParseID(s string) (NodeID, error) {
 	if enc.EncodeToString(id[:]) != upper {
 		return NodeID{}, fmt.Errorf("%w: %q has non-zero trailing bits", ErrBadID, truncate(s))
 	}
+	if id.IsZero() {
+		return NodeID{}, fmt.Errorf("%w: the all-zero ID is not a key", ErrBadID)
+	}
 	return id, nil
 }
 

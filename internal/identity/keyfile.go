@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -100,6 +101,10 @@ func ParseKey(b []byte) (*Key, error) {
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: data after the PEM block", ErrKeyFormat)
+	}
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(block.Bytes, &outer); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: not one DER value", ErrKeyFormat)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
