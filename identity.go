@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mycelium-net/mycelium/internal/identity"
+	"github.com/mycelium-net/mycelium/internal/wire"
 )
 
 // NodeID is a node's Ed25519 public key. Its text form is 52 characters of
@@ -79,3 +80,7 @@ func (a Addr) Network() string { return "mycelium" }
 func (a Addr) String() string { return a.ID.String() + "/" + a.Service }
 
 var _ net.Addr = Addr{}
+
+// ValidateServiceName reports whether name may name a service: 1 to 64
+// bytes of a-z, 0-9, '.', '_' and '-', starting with a letter or digit.
+func ValidateServiceName(name string) error { return wire.ValidateServiceName(name) }

@@ -1,0 +1,117 @@
+// Package control is the local control API of a running node: HTTP with JSON
+// bodies over a unix socket (or a loopback TCP port), through which the
+// `mycelium` commands talk to a node started with `mycelium node`.
+//
+// Endpoints (all under /v1):
+//
+//	GET  /v1/status   node ID, listen addresses, peers, services, counters,
+//	                  exposes and forwards (Status)
+//	POST /v1/expose   ExposeRequest: forward streams for a service to a local
+//	                  TCP address, or stop (Remove)
+//	POST /v1/forward  ForwardRequest: listen on a local TCP port and carry each
+//	                  connection to a remote service, or stop (Remove)
+//	POST /v1/dial     DialRequest with "Upgrade: mycelium-stream": on success
+//	                  the answer is 101 Switching Protocols and the HTTP
+//	                  connection becomes the stream's bytes, half-close
+//	                  included
+//
+// Errors come back as an Error object ({"error": "...", "code": "..."}) with
+// a 4xx or 5xx status. Request bodies are limited to MaxBodySize and unknown
+// JSON fields are refused.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// EnvControl names the environment variable holding the control address.
+const EnvControl = "MYCELIUM_CONTROL"
+
+// EnvHome names the environment variable holding the node's state folder
+// (default ~/.mycelium).
+const EnvHome = "MYCELIUM_HOME"
+
+// Home returns the state folder: $MYCELIUM_HOME, else ~/.mycelium.
+func Home() string {
+	if h := os.Getenv(EnvHome); h != "" {
+		return h
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".mycelium")
+	}
+	return ".mycelium"
+}
+
+// DefaultAddr is the control address used when none is given:
+// $MYCELIUM_CONTROL, else unix:<Home>/control.sock.
+func DefaultAddr() string {
+	if a := os.Getenv(EnvControl); a != "" {
+		return a
+	}
+	return "unix:" + filepath.Join(Home(), "control.sock")
+}
+
+// ErrBadAddr is returned for a control address that cannot be used.
+var ErrBadAddr = errors.New("control: bad control address")
+
+// ParseAddr splits a control address into a network and an address:
+// "unix:PATH" or "HOST:PORT". A TCP address must be on loopback: the API
+// has no authentication, so it must not be reachable from other machines.
+func ParseAddr(s string) (network, address string, err error) {
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if path == "" {
+			return "", "", fmt.Errorf("%w: %q has an empty path", ErrBadAddr, s)
+		}
+		return "unix", path, nil
+	}
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q is neither unix:PATH nor HOST:PORT", ErrBadAddr, s)
+	}
+	if host == "localhost" {
+		return "tcp", s, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", "", fmt.Errorf("%w: %q: a TCP control address must be on loopback (127.0.0.1, [::1] or localhost)", ErrBadAddr, s)
+	}
+	return "tcp", s, nil
+}
+
+// Listen opens the control listener. A unix socket gets mode 0600 and its
+// folder is created with mode 0700; a stale socket file left by a node that
+// died is replaced, but a live one is an error.
+func Listen(addr string) (net.Listener, error) {
+	network, address, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
+			return nil, fmt.Errorf("control: %w", err)
+		}
+		if c, err := net.Dial("unix", address); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control: another node is already running at unix:%s", address)
+		}
+		if _, err := os.Lstat(address); err == nil {
+			os.Remove(address)
+		}
+	}
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("control: listen %s: %w", addr, err)
+	}
+	if network == "unix" {
+		if err := os.Chmod(address, 0o600); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control: %w", err)
+		}
+	}
+	return ln, nil
+}
