@@ -1,0 +1,41 @@
+# mycelium: make targets. `make test` is the test command CI runs.
+GO        ?= go
+FUZZTIME  ?= 10s
+BENCHTIME ?= 20x
+BENCHCOUNT ?= 3
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build test bench fuzz lint demo clean
+
+all: build
+
+## build: compile the mycelium binary into bin/
+build:
+	$(GO) build -o bin/mycelium ./cmd/mycelium
+
+## test: vet, then every test with the race detector, in shuffled order
+test:
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -timeout 12m ./...
+
+## bench: mycelium against raw quic-go on loopback, as ratios
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	./scripts/fuzz-all.sh $(FUZZTIME)
+
+## lint: gofmt, vet and staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## demo: start an in-process network and show it working
+demo:
+	$(GO) run ./cmd/mycelium demo
+
+clean:
+	rm -rf bin
