@@ -68,6 +68,13 @@ var errRetry = errors.New("mycelium: connection being replaced")
 // the peer's status byte.
 func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (net.Conn, error) {
 	if !n.peers.acquire(pc) {
+		// pc is draining, or closed. A connection that closed for
+		// another reason than a duplicate race (the peer refused us,
+		// say) must not be retried: classify it as if the stream had
+		// failed on it.
+		if cause := context.Cause(pc.qc.Context()); cause != nil {
+			return nil, n.connErr(pc, cause)
+		}
 		return nil, errRetry
 	}
 	release := func() {
@@ -120,11 +127,17 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 }
 
 // connErr maps an error from a connection that closed under a stream. A
-// connection closed because it lost a duplicate race asks for a retry.
+// connection closed because it lost a duplicate race asks for a retry; one
+// the peer refused at Resources.MaxPeers is ErrTooManyPeers.
 func (n *Node) connErr(pc *peerConn, err error) error {
 	var appErr *quic.ApplicationError
-	if errors.As(err, &appErr) && appErr.ErrorCode == codeDuplicate {
-		return errRetry
+	if errors.As(err, &appErr) {
+		switch {
+		case appErr.ErrorCode == codeDuplicate:
+			return errRetry
+		case appErr.ErrorCode == codeTooMany && appErr.Remote:
+			return fmt.Errorf("%w: %s refused the connection: %w", ErrTooManyPeers, pc.peer.Short(), err)
+		}
 	}
 	if n.ctx.Err() != nil {
 		return net.ErrClosed

@@ -63,7 +63,7 @@ func cli(t *testing.T, home string, stdin io.Reader, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+home, "MYCELIUM_CONTROL=")
+	cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+home, "MYCELIUM_CONTROL=", "GORACE=atexit_sleep_ms=0")
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -111,7 +111,7 @@ func startNode(t *testing.T, home string, extra ...string) *nodeProc {
 	ctl := "unix:" + filepath.Join(home, "control.sock")
 	args := append([]string{"node", "--listen", "127.0.0.1:0", "--control", ctl, "--key", filepath.Join(home, "node.key")}, extra...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+home, "MYCELIUM_CONTROL=")
+	cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+home, "MYCELIUM_CONTROL=", "GORACE=atexit_sleep_ms=0")
 	pr, pw := io.Pipe()
 	logs := &lockedBuffer{}
 	cmd.Stderr = io.MultiWriter(pw, logs)
