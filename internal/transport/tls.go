@@ -51,22 +51,19 @@ func selfSignedCert(key *identity.Key) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key.Private()}, nil
 }
 
-// PeerID extracts and checks the node ID from a peer's raw certificates: one
-// certificate, with an Ed25519 key, self-signed by that key.
-func PeerID(rawCerts [][]byte) (identity.NodeID, error) {
-	if len(rawCerts) != 1 {
-		return identity.NodeID{}, fmt.Errorf("%w: %d certificates, want 1", ErrBadCertificate, len(rawCerts))
+// PeerID extracts the node ID from a peer's certificates: exactly one, with
+// an Ed25519 key. The certificate's own signature, names and dates are not
+// checked: TLS 1.3's CertificateVerify already proves the peer holds the
+// private key of the certificate's public key, and that key is what we pin.
+// (Checking the self-signature too cost an Ed25519 verification per side
+// per handshake, about 50 µs each, for no added assurance.)
+func PeerID(certs []*x509.Certificate) (identity.NodeID, error) {
+	if len(certs) != 1 {
+		return identity.NodeID{}, fmt.Errorf("%w: %d certificates, want 1", ErrBadCertificate, len(certs))
 	}
-	cert, err := x509.ParseCertificate(rawCerts[0])
-	if err != nil {
-		return identity.NodeID{}, fmt.Errorf("%w: %w", ErrBadCertificate, err)
-	}
-	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	pub, ok := certs[0].PublicKey.(ed25519.PublicKey)
 	if !ok {
-		return identity.NodeID{}, fmt.Errorf("%w: key is %T, want Ed25519", ErrBadCertificate, cert.PublicKey)
-	}
-	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return identity.NodeID{}, fmt.Errorf("%w: not self-signed: %w", ErrBadCertificate, err)
+		return identity.NodeID{}, fmt.Errorf("%w: key is %T, want Ed25519", ErrBadCertificate, certs[0].PublicKey)
 	}
 	return identity.IDFromPublicKey(pub)
 }
@@ -79,8 +76,8 @@ func serverTLS(cert tls.Certificate, self identity.NodeID) *tls.Config {
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAnyClientCert,
 		NextProtos:   []string{ALPN},
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := PeerID(raw)
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := PeerID(cs.PeerCertificates)
 			if err != nil {
 				return err
 			}
@@ -100,9 +97,9 @@ func clientTLS(cert tls.Certificate, want identity.NodeID, mismatch *identity.No
 		Certificates:       []tls.Certificate{cert},
 		NextProtos:         []string{ALPN},
 		ServerName:         "mycelium",
-		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate: we pin the key, not a CA chain
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := PeerID(raw)
+		InsecureSkipVerify: true, // replaced by VerifyConnection: we pin the key, not a CA chain
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := PeerID(cs.PeerCertificates)
 			if err != nil {
 				return err
 			}

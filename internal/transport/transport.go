@@ -175,14 +175,9 @@ func (t *Transport) Accept(ctx context.Context) (*quic.Conn, identity.NodeID, er
 			}
 			return nil, identity.NodeID{}, err
 		}
-		certs := c.ConnectionState().TLS.PeerCertificates
-		raw := make([][]byte, len(certs))
-		for i, cert := range certs {
-			raw[i] = cert.Raw
-		}
-		id, err := PeerID(raw)
+		id, err := PeerID(c.ConnectionState().TLS.PeerCertificates)
 		if err != nil {
-			// Unreachable: VerifyPeerCertificate already checked it.
+			// Unreachable: VerifyConnection already checked it.
 			c.CloseWithError(0, "bad certificate")
 			continue
 		}
