@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/mycelium-net/mycelium/internal/transport"
+	"github.com/mycelium-net/mycelium/internal/wire"
 )
 
 // Node is a mycelium node: one socket, its QUIC connections to peers, and
@@ -196,15 +197,54 @@ func (n *Node) acceptLoop() {
 // addConn registers an established connection and starts serving it.
 func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
 	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now()}
-	for _, loser := range n.peers.add(pc) {
+	actions, lost, evicted := n.peers.add(pc)
+	if lost {
 		n.stats.duplicateConns.Add(1)
-		n.log.Debug("closing duplicate connection", "peer", id.Short(), "outbound", loser.outbound)
-		loser.qc.CloseWithError(codeDuplicate, "duplicate connection")
+		n.log.Debug("duplicate connection, draining the loser", "peer", id.Short())
+	}
+	for _, old := range evicted {
+		n.log.Warn("peer holds too many draining connections, closing the oldest", "peer", id.Short())
+		old.qc.CloseWithError(codeDuplicate, "too many draining connections")
+	}
+	for _, a := range actions {
+		n.drain(a)
 	}
 	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
 	n.wg.Add(1)
 	go n.serveConn(pc)
 	return pc
+}
+
+// drain carries out a step of a losing connection's drain.
+func (n *Node) drain(a drainAction) {
+	switch {
+	case a.close:
+		n.log.Debug("closing drained duplicate connection", "peer", a.pc.peer.Short())
+		a.pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
+	case a.sendDrained:
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamHeaderTimeout)
+			defer cancel()
+			s, err := a.pc.qc.OpenStreamSync(ctx)
+			if err != nil {
+				return // the connection is gone anyway
+			}
+			s.Write([]byte{wire.DrainedMarker})
+			s.Close()
+			s.CancelRead(streamCodeClosed)
+		}()
+	}
+}
+
+// releaser returns the func that uncounts a stream on pc.
+func (n *Node) releaser(pc *peerConn) func() {
+	return func() {
+		if a, ok := n.peers.release(pc); ok {
+			n.drain(a)
+		}
+	}
 }
 
 // serveConn accepts the peer's streams until the connection closes.

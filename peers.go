@@ -19,14 +19,30 @@ const (
 // maxAddrsPerPeer bounds the addresses remembered for one peer.
 const maxAddrsPerPeer = 8
 
+// maxDrainingPerPeer bounds the losing connections to one peer that wait for
+// their streams to end. A peer that keeps redialing while holding streams
+// open past it gets its oldest losers closed, streams and all.
+const maxDrainingPerPeer = 4
+
 // peerConn is one QUIC connection to a peer.
 //
 // Two nodes keep one connection. When both dial at once, each ends up with
-// two, and both apply the same rule to pick the winner (pickConn); the loser
-// drains: it refuses new streams with StatusRetry, so their dialers retry on
-// the winner, and it closes once its last stream has closed. No stream that
-// was accepted is ever cut by the collapse, and a stream refused this way has
-// carried no payload, so nothing is lost.
+// two, and both apply the same rule to pick the winner (pickConn). The loser
+// drains:
+//
+//   - it refuses new streams with StatusRetry, and Dial retries those on the
+//     winner (a refused stream has carried no payload);
+//   - when the last of this node's streams on it is closed, the node sends
+//     the peer a drained marker (see internal/wire);
+//   - it is closed by whichever node, having no streams left on it itself,
+//     holds the other's marker.
+//
+// A node counts a stream until its user closes it, and a user closes after
+// reading to EOF or by choosing to discard the rest. So when a node holds
+// the peer's marker, everything it sent on the loser was read by the peer or
+// discarded by the peer's choice; and with no streams left itself, the same
+// holds the other way. Closing then cuts nothing. (Closing on our own count
+// alone did cut: the peer could still be reading bytes in flight.)
 type peerConn struct {
 	qc       *quic.Conn
 	peer     NodeID
@@ -34,9 +50,44 @@ type peerConn struct {
 	since    time.Time
 
 	// Guarded by peerTable.mu.
-	streams  int  // streams in use: opened (acked or waiting) or accepted
-	draining bool // lost to another connection; closes at streams == 0
-	removed  bool
+	streams     int  // streams in use: opened (acked or waiting) or accepted
+	draining    bool // lost to another connection
+	sentDrained bool // our drained marker is sent (or being sent)
+	peerDrained bool // the peer's drained marker arrived
+	removed     bool
+}
+
+// drainAction says what the node must do about a losing connection.
+type drainAction struct {
+	pc          *peerConn
+	sendDrained bool // send our drained marker
+	close       bool // close it: both sides are done with it
+}
+
+// drainStepLocked moves a losing connection towards its close.
+func (t *peerTable) drainStepLocked(pc *peerConn) (drainAction, bool) {
+	if !pc.draining || pc.streams != 0 || pc.removed {
+		return drainAction{}, false
+	}
+	a := drainAction{pc: pc}
+	if pc.peerDrained {
+		a.close = true
+		t.forgetLoserLocked(pc)
+		return a, true
+	}
+	if !pc.sentDrained {
+		pc.sentDrained = true
+		a.sendDrained = true
+		return a, true
+	}
+	return drainAction{}, false
+}
+
+func (t *peerTable) forgetLoserLocked(pc *peerConn) {
+	pc.removed = true
+	if ps := t.peers[pc.peer]; ps != nil {
+		ps.draining = slices.DeleteFunc(ps.draining, func(c *peerConn) bool { return c == pc })
+	}
 }
 
 type peerState struct {
@@ -131,26 +182,31 @@ func pickConn(self NodeID, old, new *peerConn) (winner, loser *peerConn) {
 	return old, new
 }
 
-// add registers a new connection. It returns the connections the caller
-// must close: a loser that has no streams.
-func (t *peerTable) add(pc *peerConn) (toClose []*peerConn) {
+// add registers a new connection. If it duplicates another, the loser
+// starts draining; the returned actions say what to do about losers, and
+// evicted lists losers to close at once because the peer has too many.
+func (t *peerTable) add(pc *peerConn) (actions []drainAction, lost bool, evicted []*peerConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ps := t.getLocked(pc.peer)
 	defer ps.notifyLocked()
 	if ps.active == nil {
 		ps.active = pc
-		return nil
+		return nil, false, nil
 	}
 	winner, loser := pickConn(t.self, ps.active, pc)
 	ps.active = winner
 	loser.draining = true
-	if loser.streams == 0 {
-		loser.removed = true
-		return []*peerConn{loser}
-	}
 	ps.draining = append(ps.draining, loser)
-	return nil
+	for len(ps.draining) > maxDrainingPerPeer {
+		old := ps.draining[0]
+		t.forgetLoserLocked(old)
+		evicted = append(evicted, old)
+	}
+	if a, ok := t.drainStepLocked(loser); ok {
+		actions = append(actions, a)
+	}
+	return actions, true, evicted
 }
 
 // remove forgets a connection that has closed.
@@ -184,20 +240,21 @@ func (t *peerTable) acquire(pc *peerConn) bool {
 	return true
 }
 
-// release uncounts a stream. It reports whether pc is a drained loser that
-// the caller must now close.
-func (t *peerTable) release(pc *peerConn) (closeIt bool) {
+// release uncounts a stream, and says what to do if that leaves a losing
+// connection with no streams.
+func (t *peerTable) release(pc *peerConn) (drainAction, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pc.streams--
-	if pc.draining && pc.streams == 0 && !pc.removed {
-		pc.removed = true
-		if ps := t.peers[pc.peer]; ps != nil {
-			ps.draining = slices.DeleteFunc(ps.draining, func(c *peerConn) bool { return c == pc })
-		}
-		return true
-	}
-	return false
+	return t.drainStepLocked(pc)
+}
+
+// peerDrained records the peer's drained marker on pc.
+func (t *peerTable) peerDrained(pc *peerConn) (drainAction, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pc.peerDrained = true
+	return t.drainStepLocked(pc)
 }
 
 // connOrDial returns the active connection to id, or starts a dial: when it
@@ -234,6 +291,18 @@ func (t *peerTable) finishDial(id NodeID, call *dialCall, err error) {
 	call.err = err
 	close(call.done)
 	ps.notifyLocked()
+}
+
+// activeChanged reports whether pc is id's active connection and, if so,
+// returns a channel closed at the next change to id's state.
+func (t *peerTable) activeChanged(id NodeID, pc *peerConn) (changed <-chan struct{}, active bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.peers[id]
+	if ps == nil || ps.active != pc {
+		return nil, false
+	}
+	return ps.changed, true
 }
 
 // changedChan returns a channel closed at the next change to id's state.

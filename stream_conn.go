@@ -13,6 +13,10 @@ type streamConn struct {
 	s             *quic.Stream
 	local, remote Addr
 
+	// wmu serialises Write against the stream's Close: quic-go forbids
+	// calling them concurrently.
+	wmu sync.Mutex
+
 	closeOnce sync.Once
 	closed    chan struct{}
 	release   func() // uncounts the stream on its connection
@@ -45,6 +49,8 @@ func (c *streamConn) Read(b []byte) (int, error) {
 
 // Write writes to the stream. After Close or CloseWrite it fails.
 func (c *streamConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	n, err := c.s.Write(b)
 	if err != nil && c.isClosed() {
 		err = net.ErrClosed
@@ -58,6 +64,8 @@ func (c *streamConn) CloseWrite() error {
 	if c.isClosed() {
 		return net.ErrClosed
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.s.Close()
 }
 
@@ -80,6 +88,8 @@ func (c *streamConn) Close() error {
 		// queued, then send FIN after the queued data.
 		c.s.SetWriteDeadline(time.Unix(1, 0))
 		c.s.CancelRead(streamCodeClosed)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
 		// quic-go's Close fails only when the write side was already
 		// reset, here by the peer's STOP_SENDING (it closed its end
 		// first). Nothing is left to finish then, so closing succeeded.

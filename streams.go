@@ -1,6 +1,7 @@
 package mycelium
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +41,6 @@ func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 		if err != nil {
 			return nil, err
 		}
-		changed := n.peers.changedChan(id)
 		c, err := n.openStream(ctx, pc, service)
 		if err == nil {
 			n.stats.streamsOut.Add(1)
@@ -50,13 +50,21 @@ func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 			return nil, err
 		}
 		lastErr = err
-		// The connection lost a duplicate race. Wait until the winner
-		// is registered here (or the loser is gone), then go again.
-		select {
-		case <-changed:
-		case <-pc.qc.Context().Done():
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		// The connection lost a duplicate race. Wait until it is no
+		// longer the active one here (the winner is registered, or the
+		// loser is gone), then go again. Waiting for its close is not
+		// enough: a closed connection stays active until serveConn
+		// removes it, and retrying on it then burns every attempt.
+		for {
+			changed, active := n.peers.activeChanged(id, pc)
+			if !active {
+				break
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 	return nil, fmt.Errorf("mycelium: dial %s/%s: %w", id.Short(), service, lastErr)
@@ -77,11 +85,7 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		}
 		return nil, errRetry
 	}
-	release := func() {
-		if n.peers.release(pc) {
-			pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
-		}
-	}
+	release := n.releaser(pc)
 	s, err := pc.qc.OpenStreamSync(ctx)
 	if err != nil {
 		release()
@@ -156,7 +160,20 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		s.CancelRead(streamCodeRefused)
 	}
 	s.SetReadDeadline(time.Now().Add(n.cfg.StreamHeaderTimeout))
-	service, err := wire.ReadServiceHeader(s)
+	var first [1]byte
+	_, err := io.ReadFull(s, first[:])
+	if err == nil && first[0] == wire.DrainedMarker {
+		s.CancelRead(streamCodeClosed)
+		s.Close()
+		if a, ok := n.peers.peerDrained(pc); ok {
+			n.drain(a)
+		}
+		return
+	}
+	var service string
+	if err == nil {
+		service, err = wire.ReadServiceHeader(io.MultiReader(bytes.NewReader(first[:]), s))
+	}
 	s.SetReadDeadline(time.Time{})
 	if err != nil {
 		n.stats.badHeaders.Add(1)
@@ -168,11 +185,7 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		refuse(wire.StatusRetry)
 		return
 	}
-	release := func() {
-		if n.peers.release(pc) {
-			pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
-		}
-	}
+	release := n.releaser(pc)
 	n.mu.Lock()
 	l := n.listeners[service]
 	n.mu.Unlock()

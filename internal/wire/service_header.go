@@ -24,11 +24,23 @@ import (
 //	| status        |
 //	+---------------+
 //
+// A stream whose first byte is DrainedMarker instead of a version is not a
+// service stream but a one-byte control message on a connection that lost a
+// duplicate race: "I have no streams left on this connection and open none."
+// It gets no reply.
+//
+//	+---------------+
+//	| 0xD0          |
+//	+---------------+
+//
 // A service name is 1 to 64 bytes of a-z, 0-9, '.', '_' and '-', starting
 // with a letter or digit.
 
 // ServiceHeaderVersion is the only header version this code speaks.
 const ServiceHeaderVersion = 1
+
+// DrainedMarker is the first and only byte of a drained control stream.
+const DrainedMarker = 0xD0
 
 // MaxServiceNameLen bounds a service name in bytes.
 const MaxServiceNameLen = 64
