@@ -1,8 +1,8 @@
 # mycelium: make targets. `make test` is the test command CI runs.
 GO        ?= go
 FUZZTIME  ?= 10s
-BENCHTIME ?= 20x
-BENCHCOUNT ?= 3
+BENCHTIME ?= 200x
+BENCHCOUNT ?= 5
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build test bench fuzz lint demo clean

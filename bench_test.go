@@ -127,11 +127,28 @@ var benchTLS = sync.OnceValues(func() (server, client *tls.Config) {
 	return server, client
 })
 
+// benchMutualTLS is benchTLS with a client certificate required, as every
+// mycelium connection has: the like-for-like baseline for an authenticated
+// peer-to-peer link.
+var benchMutualTLS = sync.OnceValues(func() (server, client *tls.Config) {
+	s, c := benchTLS()
+	server, client = s.Clone(), c.Clone()
+	server.ClientAuth = tls.RequireAnyClientCert
+	client.Certificates = s.Certificates
+	return server, client
+})
+
 // startRawServer runs a quic-go server on loopback that hands every inbound
 // stream to handle, and returns its address.
 func startRawServer(tb testing.TB, handle func(benchStream)) net.Addr {
 	tb.Helper()
 	serverTLS, _ := benchTLS()
+	return startRawServerTLS(tb, handle, serverTLS)
+}
+
+// startRawServerTLS is startRawServer with the given server TLS config.
+func startRawServerTLS(tb testing.TB, handle func(benchStream), serverTLS *tls.Config) net.Addr {
+	tb.Helper()
 	tr, ln := benchQUICTransport(tb, serverTLS)
 	var wg sync.WaitGroup
 	tb.Cleanup(func() { ln.Close(); closeQUICTransport(tr); wg.Wait() })
@@ -246,14 +263,10 @@ func timeDialEcho(tb testing.TB, name string, dial func(context.Context) (benchS
 	return d
 }
 
-// alternate runs f and g, in turn order by i, so neither always goes first.
-func alternate(i int, f, g func()) {
-	if i%2 == 0 {
-		f()
-		g()
-	} else {
-		g()
-		f()
+// alternate runs fs in an order rotated by i, so none always goes first.
+func alternate(i int, fs ...func()) {
+	for j := range fs {
+		fs[(i+j)%len(fs)]()
 	}
 }
 
@@ -352,10 +365,12 @@ func BenchmarkDialVsQUIC(b *testing.B) {
 	}
 	serveEcho(b, l)
 	addr := startRawServer(b, benchEcho)
+	mutualAddr := startRawServerTLS(b, benchEcho, func() *tls.Config { s, _ := benchMutualTLS(); return s }())
 	serverTLS, clientTLS := benchTLS()
+	_, mutualClientTLS := benchMutualTLS()
 	qconf := benchQUICConfig()
 
-	var myc, raw []time.Duration
+	var myc, raw, mutual []time.Duration
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		a := newTestNode(b)
@@ -363,7 +378,8 @@ func BenchmarkDialVsQUIC(b *testing.B) {
 			b.Fatal(err)
 		}
 		tr, _ := benchQUICTransport(b, serverTLS)
-		var qc *quic.Conn
+		trM, _ := benchQUICTransport(b, serverTLS)
+		var qc, qcM *quic.Conn
 		b.StartTimer()
 
 		alternate(i,
@@ -389,12 +405,28 @@ func BenchmarkDialVsQUIC(b *testing.B) {
 					}
 					return rawStream{s}, nil
 				}))
+			},
+			func() {
+				mutual = append(mutual, timeDialEcho(b, "quic-go mutual TLS", func(ctx context.Context) (benchStream, error) {
+					var err error
+					qcM, err = trM.Dial(ctx, mutualAddr, mutualClientTLS, qconf)
+					if err != nil {
+						return nil, err
+					}
+					s, err := qcM.OpenStreamSync(ctx)
+					if err != nil {
+						return nil, err
+					}
+					return rawStream{s}, nil
+				}))
 			})
 
 		b.StopTimer()
 		a.Close()
 		qc.CloseWithError(0, "")
+		qcM.CloseWithError(0, "")
 		closeQUICTransport(tr)
+		closeQUICTransport(trM)
 		b.StartTimer()
 	}
 	// Medians, not means: on a busy machine a few dials stall for a GC
@@ -404,4 +436,7 @@ func BenchmarkDialVsQUIC(b *testing.B) {
 	b.ReportMetric(float64(m)/1e3, "myc_dial_us")
 	b.ReportMetric(float64(r)/1e3, "quic_dial_us")
 	b.ReportMetric(float64(m)/float64(r), "ratio")
+	mm := median(mutual)
+	b.ReportMetric(float64(mm)/1e3, "quic_mtls_dial_us")
+	b.ReportMetric(float64(m)/float64(mm), "ratio_vs_mtls")
 }

@@ -108,8 +108,15 @@ var readyLine = regexp.MustCompile(`msg=ready id=(\S+) listen=(\S+) control=(\S+
 // startNode runs `mycelium node` and waits for its "ready" log line.
 func startNode(t *testing.T, home string, extra ...string) *nodeProc {
 	t.Helper()
+	return startRole(t, "node", home, extra...)
+}
+
+// startRole runs `mycelium ROLE` (node or relay) and waits for its "ready"
+// log line.
+func startRole(t *testing.T, role, home string, extra ...string) *nodeProc {
+	t.Helper()
 	ctl := "unix:" + filepath.Join(home, "control.sock")
-	args := append([]string{"node", "--listen", "127.0.0.1:0", "--control", ctl, "--key", filepath.Join(home, "node.key")}, extra...)
+	args := append([]string{role, "--listen", "127.0.0.1:0", "--control", ctl, "--key", filepath.Join(home, "node.key")}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+home, "MYCELIUM_CONTROL=", "GORACE=atexit_sleep_ms=0")
 	pr, pw := io.Pipe()
@@ -259,7 +266,7 @@ func TestKeygenAndID(t *testing.T) {
 
 func TestTwoNodesExposeDialForward(t *testing.T) {
 	homeA, homeB := shortTempDir(t), shortTempDir(t)
-	a := startNode(t, homeA)
+	a := startRole(t, "relay", homeA)
 	b := startNode(t, homeB, "--bootstrap", a.id+"@"+a.listen)
 	echoAddr, echoConns := tcpEcho(t)
 
@@ -327,6 +334,14 @@ func TestTwoNodesExposeDialForward(t *testing.T) {
 		}
 		if r := cli(t, homeB, nil, "status", "--control", b.control); r.code != 0 || !strings.Contains(r.stdout, a.id) {
 			t.Fatalf("status: %+v", r)
+		}
+		if st["role"] != "node" {
+			t.Fatalf("b's role = %v, want node", st["role"])
+		}
+		r = cli(t, homeA, nil, "status", "--json", "--control", a.control)
+		var sa map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &sa); err != nil || sa["role"] != "relay" {
+			t.Fatalf("a (started with `mycelium relay`) reports role %v (%v), want relay", sa["role"], err)
 		}
 	})
 
