@@ -283,6 +283,8 @@ func checkUnknownService(ctx context.Context, nodes []demoNode) Check {
 // holding the same single connection: the one dialed by the lower ID.
 func checkSimultaneousDial(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "simultaneous_dial"}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the deferred Closes below, which end serveEcho
 	var pair [2]*mycelium.Node
 	for i := range pair {
 		key, _ := mycelium.GenerateKey()
@@ -298,7 +300,7 @@ func checkSimultaneousDial(ctx context.Context, _ []demoNode) Check {
 		}
 		defer n.Close()
 		l, _ := n.Listen("echo")
-		go serveEcho(l)
+		wg.Go(func() { serveEcho(l) })
 		pair[i] = n
 	}
 	x, y := pair[0], pair[1]
