@@ -1,7 +1,6 @@
 package mycelium
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,9 +159,9 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		s.CancelRead(streamCodeRefused)
 	}
 	s.SetReadDeadline(time.Now().Add(n.cfg.StreamHeaderTimeout))
-	var first [1]byte
-	_, err := io.ReadFull(s, first[:])
-	if err == nil && first[0] == wire.DrainedMarker {
+	kind, service, err := wire.ReadStreamOpen(s)
+	s.SetReadDeadline(time.Time{})
+	if err == nil && kind == wire.KindDrained {
 		s.CancelRead(streamCodeClosed)
 		s.Close()
 		if a, ok := n.peers.peerDrained(pc); ok {
@@ -170,11 +169,6 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		}
 		return
 	}
-	var service string
-	if err == nil {
-		service, err = wire.ReadServiceHeader(io.MultiReader(bytes.NewReader(first[:]), s))
-	}
-	s.SetReadDeadline(time.Time{})
 	if err != nil {
 		n.stats.badHeaders.Add(1)
 		n.log.Debug("bad stream header", "peer", pc.peer.Short(), "err", err)

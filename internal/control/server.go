@@ -130,19 +130,27 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// decode reads a bounded JSON body, refusing unknown fields and trailing data.
+// decode reads a bounded JSON body into v, answering 400 if it is bad.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodySize))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, MaxBodySize), v); err != nil {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON request body: "+err.Error())
 		return false
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON request body: data after the object")
-		return false
-	}
 	return true
+}
+
+// decodeJSON decodes one JSON object from r into v, refusing unknown
+// fields and anything after the object.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the object")
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

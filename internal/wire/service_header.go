@@ -4,6 +4,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +134,30 @@ func ParseServiceHeader(b []byte) (service string, n int, err error) {
 		return "", 0, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	return name, 2 + l, nil
+}
+
+// StreamKind says what an inbound stream is for.
+type StreamKind int
+
+// Stream kinds.
+const (
+	KindService StreamKind = iota // a service stream: a service header follows
+	KindDrained                   // a drained marker: nothing follows
+)
+
+// ReadStreamOpen reads the start of an inbound stream: either a drained
+// marker or a service header, whose service name it returns. It reads no
+// byte past either and at most MaxServiceHeaderLen bytes.
+func ReadStreamOpen(r io.Reader) (StreamKind, string, error) {
+	var first [1]byte
+	if _, err := io.ReadFull(r, first[:]); err != nil {
+		return 0, "", fmt.Errorf("%w: %w", ErrBadHeader, err)
+	}
+	if first[0] == DrainedMarker {
+		return KindDrained, "", nil
+	}
+	name, err := ReadServiceHeader(io.MultiReader(bytes.NewReader(first[:]), r))
+	return KindService, name, err
 }
 
 // ReadServiceHeader reads one header from r, reading no byte past it and

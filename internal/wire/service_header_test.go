@@ -99,3 +99,49 @@ func FuzzParseServiceHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestReadStreamOpen(t *testing.T) {
+	kind, _, err := ReadStreamOpen(bytes.NewReader([]byte{DrainedMarker, 'x'}))
+	if err != nil || kind != KindDrained {
+		t.Fatalf("drained marker: kind %v, err %v", kind, err)
+	}
+	hdr, _ := AppendServiceHeader(nil, "echo")
+	r := bytes.NewReader(append(hdr, "data"...))
+	kind, name, err := ReadStreamOpen(r)
+	if err != nil || kind != KindService || name != "echo" || r.Len() != 4 {
+		t.Fatalf("service header: kind %v name %q err %v, %d bytes left", kind, name, err, r.Len())
+	}
+	if _, _, err := ReadStreamOpen(bytes.NewReader(nil)); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("empty stream: err %v", err)
+	}
+}
+
+func FuzzReadStreamOpen(f *testing.F) {
+	good, _ := AppendServiceHeader(nil, "echo")
+	f.Add(good)
+	f.Add([]byte{DrainedMarker})
+	f.Add([]byte{1, 200})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		kind, name, err := ReadStreamOpen(r)
+		used := len(b) - r.Len()
+		if used > MaxServiceHeaderLen {
+			t.Fatalf("read %d bytes, more than a header", used)
+		}
+		if err != nil {
+			return
+		}
+		switch kind {
+		case KindDrained:
+			if used != 1 || name != "" {
+				t.Fatalf("drained: used %d, name %q", used, name)
+			}
+		case KindService:
+			if want, _ := AppendServiceHeader(nil, name); !bytes.Equal(want, b[:used]) {
+				t.Fatalf("service %q from %x", name, b[:used])
+			}
+		default:
+			t.Fatalf("unknown kind %v", kind)
+		}
+	})
+}
