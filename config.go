@@ -21,12 +21,13 @@ type Config struct {
 
 	// PacketConn, when set, carries the node's traffic instead of a UDP
 	// socket of its own: tests and the network lab run the real node over
-	// simulated networks this way. The node takes ownership and closes it.
+	// simulated networks this way. Once New succeeds the node owns it and
+	// closes it in Close (or when Start fails).
 	PacketConn net.PacketConn
 
-	// Bootstrap lists peers to connect to at Start. The node keeps trying
-	// (with backoff, 1 s doubling to 30 s) until each is connected, and
-	// reconnects when a connection drops.
+	// Bootstrap lists peers to connect to at Start. The node keeps a
+	// connection to each: it waits 1 s between attempts, doubling to 30 s,
+	// and resets the wait once a connection has stayed up for 30 s.
 	Bootstrap []Peer
 
 	// Relay turns on the relay role. Today it is only reported in Stats;
@@ -69,6 +70,11 @@ type Resources struct {
 	// AcceptBacklog bounds the streams waiting in one Listener's Accept
 	// queue; streams past it are refused as overloaded. Default 64.
 	AcceptBacklog int
+	// MaxPendingStreams bounds, node-wide, the inbound streams whose
+	// service header has not yet arrived (each holds a goroutine for up
+	// to StreamHeaderTimeout); streams past it are reset. Default 1024
+	// (guess).
+	MaxPendingStreams int
 }
 
 // DefaultConfig returns a Config with every default filled in except Key.
@@ -86,7 +92,7 @@ func DefaultConfig() Config {
 
 // DefaultResources returns the default limits.
 func DefaultResources() Resources {
-	return Resources{MaxPeers: 1024, MaxStreamsPerPeer: 256, AcceptBacklog: 64}
+	return Resources{MaxPeers: 1024, MaxStreamsPerPeer: 256, AcceptBacklog: 64, MaxPendingStreams: 1024}
 }
 
 // ErrBadConfig wraps every Validate error.
@@ -118,6 +124,8 @@ func (c *Config) Validate() error {
 		return bad("Resources.MaxStreamsPerPeer must be positive, got %d", c.Resources.MaxStreamsPerPeer)
 	case c.Resources.AcceptBacklog <= 0:
 		return bad("Resources.AcceptBacklog must be positive, got %d", c.Resources.AcceptBacklog)
+	case c.Resources.MaxPendingStreams <= 0:
+		return bad("Resources.MaxPendingStreams must be positive, got %d", c.Resources.MaxPendingStreams)
 	}
 	if c.PacketConn == nil {
 		if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {

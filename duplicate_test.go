@@ -61,6 +61,13 @@ func streamsOf(n *Node, pc *peerConn) int {
 	return pc.streams
 }
 
+// changedChan returns a channel closed at the next change to id's state.
+func (t *peerTable) changedChan(id NodeID) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.getLocked(id).changed
+}
+
 // connKey names a QUIC connection identically at both its ends: TLS
 // keying material exported from the connection's handshake.
 func connKey(t *testing.T, pc *peerConn) string {
@@ -139,7 +146,7 @@ func TestPickConn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, l := pickConn(tt.self, tt.old, tt.new)
+			w, l := pickConn(tt.self, tt.old, tt.new, time.Second)
 			wantW, wantL := tt.old, tt.new
 			if tt.wantNewWins {
 				wantW, wantL = tt.new, tt.old
@@ -157,6 +164,23 @@ func TestPickConn(t *testing.T) {
 		})
 	}
 
+	t.Run("stale_old_loses_to_new", func(t *testing.T) {
+		// The peer restarted: this node still holds the old connection,
+		// which it dialed from the lower ID, and the peer dials anew.
+		// Past the window the new one wins, or the peer would be refused
+		// on its only connection for as long as the old one lingers.
+		now := time.Now()
+		old := &peerConn{peer: hi, outbound: true, since: now.Add(-time.Minute)}
+		new := &peerConn{peer: hi, outbound: false, since: now}
+		if w, _ := pickConn(lo, old, new, 10*time.Second); w != new {
+			t.Fatal("a stale connection beat the peer's new one")
+		}
+		old.since = now.Add(-time.Second)
+		if w, _ := pickConn(lo, old, new, 10*time.Second); w != old {
+			t.Fatal("inside the window the lower dialer's connection must win")
+		}
+	})
+
 	t.Run("both_ends_agree", func(t *testing.T) {
 		// The same two connections, seen from each end, in either
 		// arrival order: every view must keep the lo-dialed one.
@@ -169,7 +193,7 @@ func TestPickConn(t *testing.T) {
 					if first0 {
 						old, new = v[0], v[1]
 					}
-					if w, _ := pickConn(self, old, new); w == v[0] {
+					if w, _ := pickConn(self, old, new, time.Second); w == v[0] {
 						return 0
 					}
 					return 1

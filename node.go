@@ -28,6 +28,10 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the node starts
 
+	// pending holds a token for each inbound stream whose header is still
+	// being read, bounding those goroutines node-wide.
+	pending chan struct{}
+
 	mu        sync.Mutex
 	tr        *transport.Transport // set by Start
 	listeners map[string]*listener
@@ -45,7 +49,8 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		id:        cfg.Key.ID(),
-		peers:     newPeerTable(cfg.Key.ID()),
+		peers:     newPeerTable(cfg.Key.ID(), 2*cfg.HandshakeTimeout),
+		pending:   make(chan struct{}, cfg.Resources.MaxPendingStreams),
 		listeners: make(map[string]*listener),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
@@ -87,10 +92,9 @@ func (n *Node) Start() error {
 	n.tr = tr
 	n.started = true
 	n.log.Info("node started", "id", n.id.String(), "listen", tr.LocalAddr().String(), "relay", n.cfg.Relay)
-	n.wg.Add(1)
+	n.wg.Add(1 + len(n.cfg.Bootstrap))
 	go n.acceptLoop()
 	for _, p := range n.cfg.Bootstrap {
-		n.wg.Add(1)
 		go n.keepConnected(p.ID)
 	}
 	return nil
@@ -120,6 +124,8 @@ func (n *Node) Close() error {
 	var err error
 	if tr != nil {
 		err = tr.Close()
+	} else if n.cfg.PacketConn != nil {
+		err = n.cfg.PacketConn.Close() // never started: still ours to close
 	}
 	n.wg.Wait()
 	n.log.Info("node closed")
@@ -137,6 +143,22 @@ func (n *Node) transport() (*transport.Transport, error) {
 		return nil, ErrNotStarted
 	}
 	return n.tr, nil
+}
+
+// spawn runs f on a goroutine that Close waits for, unless the node is
+// closing, when it reports false and runs nothing.
+func (n *Node) spawn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // LocalAddr is the address of the node's socket, or nil before Start.
@@ -210,8 +232,10 @@ func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
 		n.drain(a)
 	}
 	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
-	n.wg.Add(1)
-	go n.serveConn(pc)
+	if !n.spawn(func() { n.serveConn(pc) }) {
+		qc.CloseWithError(codeNodeClosing, "node closing")
+		n.peers.remove(pc)
+	}
 	return pc
 }
 
@@ -222,9 +246,7 @@ func (n *Node) drain(a drainAction) {
 		n.log.Debug("closing drained duplicate connection", "peer", a.pc.peer.Short())
 		a.pc.qc.CloseWithError(codeDuplicate, "duplicate connection drained")
 	case a.sendDrained:
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.spawn(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StreamHeaderTimeout)
 			defer cancel()
 			s, err := a.pc.qc.OpenStreamSync(ctx)
@@ -234,7 +256,7 @@ func (n *Node) drain(a drainAction) {
 			s.Write([]byte{wire.DrainedMarker})
 			s.Close()
 			s.CancelRead(streamCodeClosed)
-		}()
+		})
 	}
 }
 
@@ -247,9 +269,10 @@ func (n *Node) releaser(pc *peerConn) func() {
 	}
 }
 
-// serveConn accepts the peer's streams until the connection closes.
+// serveConn accepts the peer's streams until the connection closes. Each
+// stream's header is read on its own goroutine, at most
+// Resources.MaxPendingStreams at once node-wide; streams past that are reset.
 func (n *Node) serveConn(pc *peerConn) {
-	defer n.wg.Done()
 	defer n.peers.remove(pc)
 	for {
 		s, err := pc.qc.AcceptStream(n.ctx)
@@ -257,8 +280,18 @@ func (n *Node) serveConn(pc *peerConn) {
 			n.log.Debug("peer connection closed", "peer", pc.peer.Short(), "err", err)
 			return
 		}
-		n.wg.Add(1)
-		go n.handleStream(pc, s)
+		select {
+		case n.pending <- struct{}{}:
+		default:
+			n.stats.streamsRefused.Add(1)
+			s.CancelRead(streamCodeRefused)
+			s.CancelWrite(streamCodeRefused)
+			continue
+		}
+		if !n.spawn(func() { n.handleStream(pc, s) }) {
+			<-n.pending
+			return
+		}
 	}
 }
 
@@ -272,7 +305,7 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 		return nil, err
 	}
 	for {
-		pc, call, addrs, mustDial, _ := n.peers.connOrDial(id)
+		pc, call, addrs, mustDial := n.peers.connOrDial(id)
 		switch {
 		case pc != nil:
 			return pc, nil
@@ -281,6 +314,11 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 			n.peers.finishDial(id, call, err)
 			if err != nil {
 				n.stats.dialsFailed.Add(1)
+				// The peer may have reached us meanwhile (it can
+				// dial us when we cannot dial it).
+				if in := n.peers.active(id); in != nil {
+					return in, nil
+				}
 				return nil, err
 			}
 			return pc, nil
@@ -318,24 +356,28 @@ func (n *Node) dialAddrs(ctx context.Context, tr *transport.Transport, id NodeID
 	return nil, errors.Join(errs...)
 }
 
-// keepConnected holds a connection to a bootstrap peer, redialing with
-// backoff (1 s doubling to 30 s) while the node runs.
+// keepConnected holds a connection to a bootstrap peer while the node runs.
+// It waits between attempts, 1 s doubling to 30 s; the wait resets only
+// after a connection has stayed up for stableConn, so a peer that accepts
+// the handshake and then drops us (at its MaxPeers, say) is not hammered.
 func (n *Node) keepConnected(id NodeID) {
 	defer n.wg.Done()
-	const minBackoff, maxBackoff = time.Second, 30 * time.Second
+	const minBackoff, maxBackoff, stableConn = time.Second, 30 * time.Second, 30 * time.Second
 	backoff := minBackoff
 	for n.ctx.Err() == nil {
 		pc, err := n.conn(n.ctx, id)
 		if err == nil {
-			backoff = minBackoff
 			select {
 			case <-pc.qc.Context().Done():
-				continue
+				if time.Since(pc.since) >= stableConn {
+					backoff = minBackoff
+				}
+				err = context.Cause(pc.qc.Context())
 			case <-n.ctx.Done():
 				return
 			}
 		}
-		n.log.Warn("bootstrap peer unreachable", "peer", id.Short(), "err", err, "retry_in", backoff)
+		n.log.Warn("bootstrap peer unreachable or dropped", "peer", id.Short(), "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

@@ -110,14 +110,15 @@ type dialCall struct {
 
 // peerTable tracks every peer's addresses and connections.
 type peerTable struct {
-	self NodeID
+	self   NodeID
+	window time.Duration // see pickConn
 
 	mu    sync.Mutex
 	peers map[NodeID]*peerState
 }
 
-func newPeerTable(self NodeID) *peerTable {
-	return &peerTable{self: self, peers: make(map[NodeID]*peerState)}
+func newPeerTable(self NodeID, window time.Duration) *peerTable {
+	return &peerTable{self: self, window: window, peers: make(map[NodeID]*peerState)}
 }
 
 func (t *peerTable) getLocked(id NodeID) *peerState {
@@ -165,18 +166,30 @@ func (t *peerTable) connectedCount() int {
 	return n
 }
 
-// pickConn decides which of two connections to the same peer survives. Both
-// ends compute the same answer: between connections dialed by different
-// nodes, the one dialed by the lower node ID wins; between two dialed by the
-// same node (it redialed, or restarted), the newer wins.
-func pickConn(self NodeID, old, new *peerConn) (winner, loser *peerConn) {
+// pickConn decides which of two connections to the same peer survives.
+//
+// A node dials a peer only when it holds no connection to it. So a second
+// connection means either that both dialed at once (each dial started before
+// the other's connection was up), or that the dialer has lost the old
+// connection without this node noticing yet (it restarted, or the old path
+// died on its side). The rule, which both ends compute alike:
+//
+//   - the old connection was up for longer than window when the new one
+//     arrived: the dialer cannot have known it, so the new one wins;
+//   - both were dialed by the same node (a redial): the new one wins;
+//   - otherwise it was a simultaneous dial: the one dialed by the lower node
+//     ID wins.
+//
+// window must exceed a handshake, so that two simultaneous dials always
+// fall inside it; the node uses twice Config.HandshakeTimeout.
+func pickConn(self NodeID, old, new *peerConn, window time.Duration) (winner, loser *peerConn) {
 	dialer := func(c *peerConn) NodeID {
 		if c.outbound {
 			return self
 		}
 		return c.peer
 	}
-	if dialer(old) == dialer(new) || dialer(new).Less(dialer(old)) {
+	if new.since.Sub(old.since) > window || dialer(old) == dialer(new) || dialer(new).Less(dialer(old)) {
 		return new, old
 	}
 	return old, new
@@ -194,7 +207,7 @@ func (t *peerTable) add(pc *peerConn) (actions []drainAction, lost bool, evicted
 		ps.active = pc
 		return nil, false, nil
 	}
-	winner, loser := pickConn(t.self, ps.active, pc)
+	winner, loser := pickConn(t.self, ps.active, pc, t.window)
 	ps.active = winner
 	loser.draining = true
 	ps.draining = append(ps.draining, loser)
@@ -260,24 +273,32 @@ func (t *peerTable) peerDrained(pc *peerConn) (drainAction, bool) {
 // connOrDial returns the active connection to id, or starts a dial: when it
 // returns (nil, call, addrs, true) the caller must dial addrs and finish call.
 // Otherwise it returns a connection, or a call to wait on, or no addresses.
-func (t *peerTable) connOrDial(id NodeID) (pc *peerConn, call *dialCall, addrs []net.Addr, mustDial bool, changed <-chan struct{}) {
+func (t *peerTable) connOrDial(id NodeID) (pc *peerConn, call *dialCall, addrs []net.Addr, mustDial bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ps := t.peers[id]
-	if ps == nil {
-		return nil, nil, nil, false, nil
-	}
-	if ps.active != nil {
-		return ps.active, nil, nil, false, ps.changed
-	}
-	if ps.dialing != nil {
-		return nil, ps.dialing, nil, false, ps.changed
-	}
-	if len(ps.addrs) == 0 {
-		return nil, nil, nil, false, ps.changed
+	switch {
+	case ps == nil:
+		return nil, nil, nil, false
+	case ps.active != nil:
+		return ps.active, nil, nil, false
+	case ps.dialing != nil:
+		return nil, ps.dialing, nil, false
+	case len(ps.addrs) == 0:
+		return nil, nil, nil, false
 	}
 	ps.dialing = &dialCall{done: make(chan struct{})}
-	return nil, ps.dialing, slices.Clone(ps.addrs), true, ps.changed
+	return nil, ps.dialing, slices.Clone(ps.addrs), true
+}
+
+// active returns id's active connection, or nil.
+func (t *peerTable) active(id NodeID) *peerConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ps := t.peers[id]; ps != nil {
+		return ps.active
+	}
+	return nil
 }
 
 // finishDial ends a dial started by connOrDial.
@@ -303,13 +324,6 @@ func (t *peerTable) activeChanged(id NodeID, pc *peerConn) (changed <-chan struc
 		return nil, false
 	}
 	return ps.changed, true
-}
-
-// changedChan returns a channel closed at the next change to id's state.
-func (t *peerTable) changedChan(id NodeID) <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.getLocked(id).changed
 }
 
 // snapshot copies the live connections for Stats, sorted by peer ID.

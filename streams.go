@@ -28,8 +28,12 @@ const maxDialAttempts = 4
 // Dial opens a stream to service on node id. It reuses the connection to id
 // or dials a known address (see AddPeerAddr and Config.Bootstrap), and
 // returns once the peer has accepted the stream, so an unknown service fails
-// here with ErrUnknownService. Without a deadline on ctx, the dial is bounded
-// by Config.HandshakeTimeout per address.
+// here with ErrUnknownService.
+//
+// Every wait is bounded even when ctx has none: a handshake by
+// Config.HandshakeTimeout per address, and the stream's setup (a free
+// stream slot at the peer, the peer's answer) by Config.StreamHeaderTimeout;
+// a peer whose stream limit stays full gives ErrOverloaded.
 func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, error) {
 	if err := wire.ValidateServiceName(service); err != nil {
 		return nil, err
@@ -49,24 +53,35 @@ func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 			return nil, err
 		}
 		lastErr = err
-		// The connection lost a duplicate race. Wait until it is no
-		// longer the active one here (the winner is registered, or the
-		// loser is gone), then go again. Waiting for its close is not
-		// enough: a closed connection stays active until serveConn
-		// removes it, and retrying on it then burns every attempt.
-		for {
-			changed, active := n.peers.activeChanged(id, pc)
-			if !active {
-				break
-			}
-			select {
-			case <-changed:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		if err := n.awaitReplacement(ctx, id, pc); err != nil {
+			return nil, err
 		}
 	}
 	return nil, fmt.Errorf("mycelium: dial %s/%s: %w", id.Short(), service, lastErr)
+}
+
+// awaitReplacement waits, after the peer refused a stream on pc because pc
+// lost a duplicate race, until pc is no longer id's active connection here
+// (the winner is registered, or pc is gone). Waiting for pc's close is not
+// enough: a closed connection stays active until serveConn removes it. The
+// wait is bounded by Config.HandshakeTimeout: the winner is a connection
+// whose handshake the peer already finished.
+func (n *Node) awaitReplacement(ctx context.Context, id NodeID, pc *peerConn) error {
+	timeout := time.NewTimer(n.cfg.HandshakeTimeout)
+	defer timeout.Stop()
+	for {
+		changed, active := n.peers.activeChanged(id, pc)
+		if !active {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return fmt.Errorf("%w: %s refuses streams on our only connection to it", ErrRefused, id.Short())
+		}
+	}
 }
 
 var errRetry = errors.New("mycelium: connection being replaced")
@@ -85,9 +100,18 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		return nil, errRetry
 	}
 	release := n.releaser(pc)
-	s, err := pc.qc.OpenStreamSync(ctx)
+	// Bound the setup even when ctx has no deadline.
+	setupCtx, cancel := context.WithTimeout(ctx, n.cfg.StreamHeaderTimeout)
+	defer cancel()
+	s, err := pc.qc.OpenStreamSync(setupCtx)
 	if err != nil {
 		release()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if setupCtx.Err() != nil {
+			return nil, fmt.Errorf("%w: %s has had no free stream slot for %v", ErrOverloaded, pc.peer.Short(), n.cfg.StreamHeaderTimeout)
+		}
 		return nil, n.connErr(pc, err)
 	}
 	hdr, _ := wire.AppendServiceHeader(nil, service) // name validated by Dial
@@ -97,17 +121,29 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		release()
 		return nil, n.connErr(pc, err)
 	}
-	stop := context.AfterFunc(ctx, func() { s.SetReadDeadline(time.Unix(1, 0)) })
+	// Wake the status read when setupCtx ends. If the wake-up already
+	// started, wait for it, so its past deadline is not left on the stream
+	// after the reset below.
+	woken := make(chan struct{})
+	stop := context.AfterFunc(setupCtx, func() {
+		s.SetReadDeadline(time.Unix(1, 0))
+		close(woken)
+	})
 	var status [1]byte
 	_, err = io.ReadFull(s, status[:])
-	stopped := stop()
+	if !stop() {
+		<-woken
+	}
 	s.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.CancelRead(streamCodeRefused)
 		s.CancelWrite(streamCodeRefused)
 		release()
-		if !stopped && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if setupCtx.Err() != nil {
+			return nil, fmt.Errorf("%w: %s did not answer the stream header within %v", ErrRefused, pc.peer.Short(), n.cfg.StreamHeaderTimeout)
 		}
 		return nil, n.connErr(pc, err)
 	}
@@ -151,7 +187,8 @@ func (n *Node) connErr(pc *peerConn, err error) error {
 // handleStream reads an inbound stream's service header and hands the
 // stream to the service's listener, or refuses it.
 func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
-	defer n.wg.Done()
+	headerDone := sync.OnceFunc(func() { <-n.pending })
+	defer headerDone()
 	refuse := func(st wire.Status) {
 		n.stats.streamsRefused.Add(1)
 		s.Write([]byte{byte(st)})
@@ -161,6 +198,7 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 	s.SetReadDeadline(time.Now().Add(n.cfg.StreamHeaderTimeout))
 	kind, service, err := wire.ReadStreamOpen(s)
 	s.SetReadDeadline(time.Time{})
+	headerDone()
 	if err == nil && kind == wire.KindDrained {
 		s.CancelRead(streamCodeClosed)
 		s.Close()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"slices"
@@ -34,9 +35,10 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // goroutines started through spawnLocked
 
 	mu       sync.Mutex
+	closing  bool                // Close has begun: no more wg.Add, no more tracking
 	exposes  map[string]*expose  // by service
 	forwards map[string]*forward // by bound listen address
 	conns    map[net.Conn]struct{}
@@ -61,7 +63,7 @@ func NewServer(node *mycelium.Node, log *slog.Logger) *Server {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -79,8 +81,12 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Close stops the API, every expose and forward, and every stream they
-// carry, and waits for them.
+// carry, and waits for them. Handlers still running (http.Server.Close does
+// not wait for them) can start nothing once Close has begun: see spawn.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	s.cancel()
 	err := s.http.Close()
 	s.mu.Lock()
@@ -98,11 +104,43 @@ func (s *Server) Close() error {
 	return err
 }
 
+// spawn runs f in a goroutine that Close waits for, unless Close has begun:
+// then it runs nothing, closes cs (the connections f would have carried)
+// and returns false. Every goroutine of the server starts here, so that no
+// wg.Add can race with Close's wg.Wait.
+func (s *Server) spawn(f func(), cs ...net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spawnLocked(f, cs...)
+}
+
+// spawnLocked is spawn with s.mu held.
+func (s *Server) spawnLocked(f func(), cs ...net.Conn) bool {
+	if s.closing {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // track registers a connection to close at shutdown; the returned func
-// forgets it.
+// forgets it. Once Close has begun, the connections are closed at once.
 func (s *Server) track(cs ...net.Conn) (untrack func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closing {
+		for _, c := range cs {
+			c.Close()
+		}
+		return func() {}
+	}
 	for _, c := range cs {
 		s.conns[c] = struct{}{}
 	}
@@ -128,6 +166,59 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(st.Exposes, func(a, b ExposeInfo) int { return strings.Compare(a.Service, b.Service) })
 	slices.SortFunc(st.Forwards, func(a, b ForwardInfo) int { return strings.Compare(a.Listen, b.Listen) })
 	writeJSON(w, http.StatusOK, st)
+}
+
+// guard refuses requests a web browser could have sent, before they reach
+// h: the API has no authentication, and a page on any site can make a
+// browser send requests to a loopback port (cross-site requests, and DNS
+// rebinding, where the page's own host name comes to resolve to 127.0.0.1).
+//
+//   - A request with an Origin header is refused (403, CodeForbidden):
+//     browsers set it on cross-origin requests and on every POST; the
+//     mycelium client never sends it.
+//   - The Host header must be "mycelium" (what Client sends) or a loopback
+//     name: localhost or a loopback IP literal, with or without a port
+//     (403, CodeForbidden). A rebound host name never passes.
+//   - A POST must have Content-Type application/json (parameters allowed),
+//     which a page cannot send cross-site without a CORS preflight that
+//     this API never answers (415, CodeBadRequest).
+func guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header["Origin"]; ok {
+			writeError(w, http.StatusForbidden, CodeForbidden, "requests from web pages (with an Origin header) are refused")
+			return
+		}
+		if !allowedHost(r.Host) {
+			writeError(w, http.StatusForbidden, CodeForbidden, fmt.Sprintf("Host %q refused: want mycelium, localhost or a loopback address", r.Host))
+			return
+		}
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "POST needs Content-Type: application/json")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// allowedHost reports whether a Host header names this machine's control
+// API: "mycelium", or localhost or a loopback IP with an optional port.
+func allowedHost(host string) bool {
+	if host == "mycelium" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // decode reads a bounded JSON body into v, answering 400 if it is bad.
@@ -250,13 +341,11 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := &bufferedConn{Conn: conn, r: buf.Reader}
-	untrack := s.track(client, stream)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.spawn(func() {
+		untrack := s.track(client, stream)
 		defer untrack()
 		splice(client, stream)
-	}()
+	}, client, stream)
 }
 
 // bufferedConn reads first what the HTTP server had buffered.

@@ -80,6 +80,7 @@ const (
 	CodeRefused          = "refused"
 	CodeConflict         = "conflict"
 	CodeNotFound         = "not_found"
+	CodeForbidden        = "forbidden"
 	CodeUnreachable      = "unreachable"
 	CodeInternal         = "internal"
 )
