@@ -30,6 +30,7 @@ var (
 	ErrSelf = errors.New("mycelium: node cannot dial itself")
 	// ErrNotStarted: the node was used before Start.
 	ErrNotStarted = errors.New("mycelium: node not started")
-	// ErrTooManyPeers: the node is at Resources.MaxPeers.
+	// ErrTooManyPeers: the remote node refused our connection because it is
+	// at its Resources.MaxPeers.
 	ErrTooManyPeers = errors.New("mycelium: too many peers")
 )

@@ -33,7 +33,7 @@ type Counters struct {
 	ConnsIn        uint64 `json:"conns_in"`        // inbound connections accepted
 	ConnsOut       uint64 `json:"conns_out"`       // outbound connections established
 	ConnsRefused   uint64 `json:"conns_refused"`   // inbound connections refused (MaxPeers)
-	DuplicateConns uint64 `json:"duplicate_conns"` // connections closed as duplicates
+	DuplicateConns uint64 `json:"duplicate_conns"` // connections that lost a duplicate race and were set to drain
 	DialsFailed    uint64 `json:"dials_failed"`    // outbound connection attempts that failed
 	StreamsIn      uint64 `json:"streams_in"`      // inbound streams accepted
 	StreamsOut     uint64 `json:"streams_out"`     // outbound streams accepted by the peer
