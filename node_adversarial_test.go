@@ -367,3 +367,55 @@ func TestNonQUICPacketsCounted(t *testing.T) {
 		checkStillServes(t, n)
 	})
 }
+
+// TestPendingStreamsCapped: streams that never finish their header hold a
+// node-wide budget; past it, new streams are reset at once rather than
+// given a goroutine each. When a header completes, the budget frees.
+func TestPendingStreamsCapped(t *testing.T) {
+	leakcheck.Check(t)
+	n := newTestNode(t, func(c *Config) { c.Resources.MaxPendingStreams = 1 })
+	l, err := n.Listen("echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveEcho(t, l)
+	p := dialRaw(t, n)
+	stuck := p.open(t, []byte{wire.ServiceHeaderVersion}) // one byte, then silence
+	defer stuck.CancelWrite(0)
+
+	// The stuck stream holds the only token once the node has accepted
+	// it; until then a second stream may still get through. Open streams
+	// until one is reset: each that gets through is answered normally.
+	hdr, _ := wire.AppendServiceHeader(nil, "echo")
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Fatal("50 streams opened while one header was pending, none reset")
+		}
+		s := p.open(t, hdr)
+		s.SetReadDeadline(time.Now().Add(replyTimeout))
+		var b [1]byte
+		_, err := io.ReadFull(s, b[:])
+		var serr *quic.StreamError
+		if errors.As(err, &serr) && serr.ErrorCode == streamCodeRefused && serr.Remote {
+			break
+		}
+		if err != nil || wire.Status(b[0]) != wire.StatusOK {
+			t.Fatalf("stream %d: status %v, err %v; want OK or a reset", i, wire.Status(b[0]), err)
+		}
+		s.Close()
+		s.CancelRead(0)
+	}
+	// Complete the stuck header: its token frees, and new streams go
+	// through again.
+	if _, err := stuck.Write([]byte{4, 'e', 'c', 'h', 'o'}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readStatus(t, stuck); got != wire.StatusOK {
+		t.Fatalf("the completed header got %v", got)
+	}
+	s := p.open(t, hdr)
+	if got := readStatus(t, s); got != wire.StatusOK {
+		t.Fatalf("after the budget freed: status %v", got)
+	}
+	s.CancelWrite(0)
+}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -18,6 +19,13 @@ func FuzzParseID(f *testing.F) {
 	f.Add(valid[:TextLen-1] + "b")
 	f.Add(valid[:10] + "ſ" + valid[12:])
 	f.Add(strings.Repeat("0", 64))
+	for _, h := range smallOrderHex {
+		var id NodeID
+		hex.Decode(id[:], []byte(h))
+		f.Add(id.String())
+		id[IDLen-1] |= 0x80
+		f.Add(id.String())
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := ParseID(s)
 		if err != nil {
@@ -28,6 +36,9 @@ func FuzzParseID(f *testing.F) {
 				t.Fatalf("ParseID(%q) returned %x with an error", s, id)
 			}
 			return
+		}
+		if _, err := IDFromPublicKey(id.PublicKey()); err != nil {
+			t.Fatalf("ParseID(%q) accepted a key IDFromPublicKey refuses: %v", s, err)
 		}
 		str := id.String()
 		if str != strings.ToLower(s) {

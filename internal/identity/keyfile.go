@@ -64,10 +64,15 @@ func KeyFromSeed(seed []byte) (*Key, error) {
 	return KeyFromPrivate(ed25519.NewKeyFromSeed(seed)), nil
 }
 
-// KeyFromPrivate wraps an Ed25519 private key.
+// KeyFromPrivate wraps an Ed25519 private key. The key is rebuilt from its
+// seed, so the ID is always the public key the seed derives: the second half
+// of priv, which ed25519.PrivateKey merely caches, is not trusted. (A crafted
+// priv whose second half is a small-order point would otherwise yield an ID
+// that anyone can forge signatures for, and signatures that do not verify.)
+// priv is not retained.
 func KeyFromPrivate(priv ed25519.PrivateKey) *Key {
-	k := &Key{priv: priv}
-	copy(k.id[:], priv.Public().(ed25519.PublicKey))
+	k := &Key{priv: ed25519.NewKeyFromSeed(priv.Seed())}
+	copy(k.id[:], k.priv.Public().(ed25519.PublicKey))
 	return k
 }
 
@@ -117,7 +122,14 @@ func ParseKey(b []byte) (*Key, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("%w: wrong key size %d", ErrKeyFormat, len(priv))
 	}
-	return KeyFromPrivate(priv), nil
+	k := KeyFromPrivate(priv)
+	// Unreachable while KeyFromPrivate derives the public key from the seed
+	// (a clamped scalar times the base point never has small order), but
+	// a key file must never yield an ID that IDFromPublicKey refuses.
+	if _, err := IDFromPublicKey(k.id[:]); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFormat, err)
+	}
+	return k, nil
 }
 
 // LoadKeyFile reads a key file, refusing one whose permissions let anyone

@@ -26,6 +26,9 @@ var (
 	ErrBadCertificate = errors.New("transport: bad peer certificate")
 )
 
+// newCertificate is selfSignedCert; tests replace it to make Open fail there.
+var newCertificate = selfSignedCert
+
 // selfSignedCert makes the node's TLS certificate: self-signed with the node
 // key, naming the node ID. Peers do not check names, dates or chains, only
 // that the certificate's key is the expected node key; TLS 1.3's
@@ -52,11 +55,18 @@ func selfSignedCert(key *identity.Key) (tls.Certificate, error) {
 }
 
 // PeerID extracts the node ID from a peer's certificates: exactly one, with
-// an Ed25519 key. The certificate's own signature, names and dates are not
-// checked: TLS 1.3's CertificateVerify already proves the peer holds the
-// private key of the certificate's public key, and that key is what we pin.
-// (Checking the self-signature too cost an Ed25519 verification per side
-// per handshake, about 50 µs each, for no added assurance.)
+// an Ed25519 key that identity.IDFromPublicKey accepts. The certificate's
+// own signature, names and dates are not checked: TLS 1.3's
+// CertificateVerify already proves the peer holds the private key of the
+// certificate's public key, and that key is what we pin. (Checking the
+// self-signature too cost an Ed25519 verification per side per handshake,
+// about 50 µs each, for no added assurance.)
+//
+// That proof is worth nothing for a small-order key: under the identity
+// point, say, the signature R = identity, S = 0 verifies for every message,
+// so anyone could "prove" it. IDFromPublicKey refuses those keys, and so
+// PeerID refuses such a certificate. Every error wraps ErrBadCertificate
+// only: it is the peer's certificate that is bad, not an ID the caller gave.
 func PeerID(certs []*x509.Certificate) (identity.NodeID, error) {
 	if len(certs) != 1 {
 		return identity.NodeID{}, fmt.Errorf("%w: %d certificates, want 1", ErrBadCertificate, len(certs))
@@ -65,7 +75,11 @@ func PeerID(certs []*x509.Certificate) (identity.NodeID, error) {
 	if !ok {
 		return identity.NodeID{}, fmt.Errorf("%w: key is %T, want Ed25519", ErrBadCertificate, certs[0].PublicKey)
 	}
-	return identity.IDFromPublicKey(pub)
+	id, err := identity.IDFromPublicKey(pub)
+	if err != nil {
+		return identity.NodeID{}, fmt.Errorf("%w: %v", ErrBadCertificate, err)
+	}
+	return id, nil
 }
 
 // serverTLS accepts any node except self as a client; which peers may

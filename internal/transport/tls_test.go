@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,12 @@ func TestMutualAuth(t *testing.T) {
 		_, err := a.Dial(ctx, b.LocalAddr(), other.ID())
 		if !errors.Is(err, ErrIdentityMismatch) {
 			t.Fatalf("err = %v, want ErrIdentityMismatch", err)
+		}
+		// VerifyConnection runs before CertificateVerify, so the key is
+		// reported as presented, not as proven to be the node's.
+		msg := err.Error()
+		if !strings.Contains(msg, "presented key "+kb.ID().String()) || strings.Contains(msg, "the node there is") {
+			t.Fatalf("err = %q, want it to say the node there presented key %s", msg, kb.ID())
 		}
 	})
 	t.Run("self", func(t *testing.T) {

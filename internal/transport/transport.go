@@ -8,6 +8,7 @@ package transport
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/tls"
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-reuseport"
@@ -40,8 +42,8 @@ type Config struct {
 	// ListenAddr is the UDP address to bind when PacketConn is nil, such as
 	// "0.0.0.0:4242" or "127.0.0.1:0".
 	ListenAddr string
-	// PacketConn, when set, is used instead of opening a socket. The
-	// Transport takes ownership and closes it.
+	// PacketConn, when set, is used instead of opening a socket. Open takes
+	// ownership: Transport.Close closes it, and so does Open if it fails.
 	PacketConn net.PacketConn
 	// HandshakeTimeout bounds a QUIC handshake.
 	HandshakeTimeout time.Duration
@@ -78,27 +80,39 @@ type Transport struct {
 
 // Open binds the socket (unless cfg.PacketConn is given), starts the
 // non-QUIC reader, and starts listening for QUIC connections.
-func Open(cfg Config) (*Transport, error) {
+//
+// Open owns cfg.PacketConn from the moment it is called: if Open fails, it
+// has closed it.
+func Open(cfg Config) (_ *Transport, err error) {
+	// pconn is closed on every error path until the Transport holds it;
+	// from then on Transport.Close owns it.
+	pconn := cfg.PacketConn
+	defer func() {
+		if err != nil && pconn != nil {
+			pconn.Close()
+		}
+	}()
 	if cfg.Key == nil || cfg.Logger == nil {
 		return nil, errors.New("transport: Config.Key and Config.Logger are required")
 	}
-	cert, err := selfSignedCert(cfg.Key)
+	if len(cfg.Key.Private()) != ed25519.PrivateKeySize {
+		return nil, errors.New("transport: Config.Key holds no key (use identity.NewKey or identity.LoadKeyFile)")
+	}
+	cert, err := newCertificate(cfg.Key)
 	if err != nil {
 		return nil, err
-	}
-	pconn := cfg.PacketConn
-	if pconn == nil {
-		pconn, err = reuseport.ListenPacket("udp", cfg.ListenAddr)
-		if err != nil {
-			return nil, fmt.Errorf("transport: listen %s: %w", cfg.ListenAddr, err)
-		}
 	}
 	resetKey, err := statelessResetKey(cfg.Key)
 	if err != nil {
-		pconn.Close()
 		return nil, err
 	}
-	t := &Transport{
+	if pconn == nil {
+		pconn, err = listenUDP(cfg.ListenAddr)
+		if err != nil {
+			return nil, err
+		}
+	}
+	tr := &Transport{
 		cfg:   cfg,
 		cert:  cert,
 		pconn: pconn,
@@ -117,23 +131,79 @@ func Open(cfg Config) (*Transport, error) {
 			EnableDatagrams:       true,
 		},
 	}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
 	// ReadNonQUICPacket queues packets only after its first call, so make
 	// that call before anything is sent or received. With a cancelled
 	// context it sets up the queue and returns at once.
-	primed, prime := context.WithCancel(t.ctx)
+	primed, prime := context.WithCancel(tr.ctx)
 	prime()
-	_, _, _ = t.qt.ReadNonQUICPacket(primed, nil)
-	t.wg.Add(1)
-	go t.readNonQUIC()
-	ln, err := t.qt.Listen(serverTLS(cert, cfg.Key.ID()), t.qconf)
+	_, _, _ = tr.qt.ReadNonQUICPacket(primed, nil)
+	tr.wg.Add(1)
+	go tr.readNonQUIC()
+	ln, err := tr.qt.Listen(serverTLS(cert, cfg.Key.ID()), tr.qconf)
 	if err != nil {
-		t.Close()
+		pconn = nil // tr.Close closes it
+		tr.Close()
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
-	t.ln = ln
-	return t, nil
+	tr.ln = ln
+	return tr, nil
 }
+
+// listenUDP binds addr with SO_REUSEPORT (go-reuseport), so that a second
+// socket can later share the port (for migration and hole punching), but
+// refuses an address another socket already holds: with SO_REUSEPORT set on
+// both, two nodes could bind the same port and the kernel would split the
+// traffic between them.
+//
+// So it first binds addr with a plain socket, which fails with EADDRINUSE if
+// anything holds the port, notes the port (the kernel's choice when addr's
+// port is 0), closes that probe and binds the same address and port with
+// reuseport. A small race remains: between the probe's close and the
+// reuseport bind, another process that also sets SO_REUSEPORT (under the
+// same user) could take the port and both would succeed. Another node
+// starting on the same explicit port in that instant is the only such case;
+// a plain socket taking the port makes the reuseport bind fail instead.
+func listenUDP(addr string) (net.PacketConn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+	}
+	probe, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, listenError(addr, err)
+	}
+	bound := *ua
+	bound.Port = probe.LocalAddr().(*net.UDPAddr).Port
+	if err := probe.Close(); err != nil {
+		return nil, fmt.Errorf("transport: listen %s: close probe socket: %w", addr, err)
+	}
+	pconn, err := reuseport.ListenPacket("udp", bound.String())
+	if err != nil {
+		return nil, listenError(addr, err)
+	}
+	return pconn, nil
+}
+
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return &addrInUseError{addr: addr, err: err}
+	}
+	return fmt.Errorf("transport: listen %s: %w", addr, err)
+}
+
+// addrInUseError says plainly that the port is taken, while still
+// unwrapping to the *net.OpError and syscall.EADDRINUSE.
+type addrInUseError struct {
+	addr string
+	err  error
+}
+
+func (e *addrInUseError) Error() string {
+	return fmt.Sprintf("transport: listen %s: address already in use (is another node running?)", e.addr)
+}
+
+func (e *addrInUseError) Unwrap() error { return e.err }
 
 // statelessResetKey derives the RFC 9000 §10.3 stateless reset key from the
 // node key, so that it survives restarts: a peer that kept a connection to a
@@ -195,7 +265,7 @@ func (t *Transport) Dial(ctx context.Context, addr net.Addr, want identity.NodeI
 	c, err := t.qt.Dial(ctx, addr, clientTLS(t.cert, want, &got), t.qconf)
 	if err != nil {
 		if !got.IsZero() {
-			return nil, fmt.Errorf("%w: dialed %s at %s, but the node there is %s", ErrIdentityMismatch, want, addr, got)
+			return nil, fmt.Errorf("%w: dialed %s at %s, but the node there presented key %s", ErrIdentityMismatch, want, addr, got)
 		}
 		if t.ctx.Err() != nil {
 			return nil, net.ErrClosed
