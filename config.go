@@ -75,6 +75,14 @@ type Resources struct {
 	// to StreamHeaderTimeout); streams past it are reset. Default 1024
 	// (guess).
 	MaxPendingStreams int
+	// MaxStreamReceiveWindow bounds, in bytes, what a peer may send on one
+	// stream ahead of what the reader has read. Default 6 MiB (quic-go's
+	// default).
+	MaxStreamReceiveWindow uint64
+	// MaxConnReceiveWindow bounds the same over a whole connection. With
+	// MaxPeers it bounds the memory peers can fill with unread data:
+	// MaxPeers × MaxConnReceiveWindow. Default 15 MiB (quic-go's default).
+	MaxConnReceiveWindow uint64
 }
 
 // DefaultConfig returns a Config with every default filled in except Key.
@@ -92,7 +100,14 @@ func DefaultConfig() Config {
 
 // DefaultResources returns the default limits.
 func DefaultResources() Resources {
-	return Resources{MaxPeers: 1024, MaxStreamsPerPeer: 256, AcceptBacklog: 64, MaxPendingStreams: 1024}
+	return Resources{
+		MaxPeers:               1024,
+		MaxStreamsPerPeer:      256,
+		AcceptBacklog:          64,
+		MaxPendingStreams:      1024,
+		MaxStreamReceiveWindow: 6 << 20,
+		MaxConnReceiveWindow:   15 << 20,
+	}
 }
 
 // ErrBadConfig wraps every Validate error.
@@ -124,6 +139,8 @@ func (c *Config) Validate() error {
 		return bad("Resources.MaxStreamsPerPeer must be positive, got %d", c.Resources.MaxStreamsPerPeer)
 	case c.Resources.AcceptBacklog <= 0:
 		return bad("Resources.AcceptBacklog must be positive, got %d", c.Resources.AcceptBacklog)
+	case c.Resources.MaxStreamReceiveWindow < 64<<10 || c.Resources.MaxConnReceiveWindow < c.Resources.MaxStreamReceiveWindow:
+		return bad("Resources: MaxStreamReceiveWindow must be at least 64 KiB and MaxConnReceiveWindow at least that (got %d and %d)", c.Resources.MaxStreamReceiveWindow, c.Resources.MaxConnReceiveWindow)
 	case c.Resources.MaxPendingStreams <= 0:
 		return bad("Resources.MaxPendingStreams must be positive, got %d", c.Resources.MaxPendingStreams)
 	}

@@ -76,15 +76,17 @@ func (n *Node) Start() error {
 		return errors.New("mycelium: node already started")
 	}
 	tr, err := transport.Open(transport.Config{
-		Key:                n.cfg.Key,
-		ListenAddr:         n.cfg.ListenAddr,
-		PacketConn:         n.cfg.PacketConn,
-		HandshakeTimeout:   n.cfg.HandshakeTimeout,
-		IdleTimeout:        n.cfg.IdleTimeout,
-		KeepAlive:          n.cfg.KeepAlive,
-		MaxIncomingStreams: n.cfg.Resources.MaxStreamsPerPeer,
-		NonQUIC:            n.handleNonQUIC,
-		Logger:             n.log,
+		Key:                    n.cfg.Key,
+		ListenAddr:             n.cfg.ListenAddr,
+		PacketConn:             n.cfg.PacketConn,
+		HandshakeTimeout:       n.cfg.HandshakeTimeout,
+		IdleTimeout:            n.cfg.IdleTimeout,
+		KeepAlive:              n.cfg.KeepAlive,
+		MaxIncomingStreams:     n.cfg.Resources.MaxStreamsPerPeer,
+		MaxStreamReceiveWindow: n.cfg.Resources.MaxStreamReceiveWindow,
+		MaxConnReceiveWindow:   n.cfg.Resources.MaxConnReceiveWindow,
+		NonQUIC:                n.handleNonQUIC,
+		Logger:                 n.log,
 	})
 	if err != nil {
 		return err

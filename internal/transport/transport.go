@@ -54,6 +54,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// MaxIncomingStreams bounds the streams a peer may have open at once.
 	MaxIncomingStreams int64
+	// MaxStreamReceiveWindow and MaxConnReceiveWindow bound the bytes a
+	// peer may send ahead of what is read, per stream and per connection.
+	// Zero keeps quic-go's defaults (6 MiB and 15 MiB).
+	MaxStreamReceiveWindow, MaxConnReceiveWindow uint64
 	// NonQUIC receives each non-QUIC packet. It runs on the reader
 	// goroutine and must not keep b. Nil drops them.
 	NonQUIC func(b []byte, from net.Addr)
@@ -122,10 +126,12 @@ func Open(cfg Config) (_ *Transport, err error) {
 			StatelessResetKey:  &resetKey,
 		},
 		qconf: &quic.Config{
-			HandshakeIdleTimeout: cfg.HandshakeTimeout,
-			MaxIdleTimeout:       cfg.IdleTimeout,
-			KeepAlivePeriod:      cfg.KeepAlive,
-			MaxIncomingStreams:   cfg.MaxIncomingStreams,
+			HandshakeIdleTimeout:       cfg.HandshakeTimeout,
+			MaxIdleTimeout:             cfg.IdleTimeout,
+			KeepAlivePeriod:            cfg.KeepAlive,
+			MaxIncomingStreams:         cfg.MaxIncomingStreams,
+			MaxStreamReceiveWindow:     cfg.MaxStreamReceiveWindow,
+			MaxConnectionReceiveWindow: cfg.MaxConnReceiveWindow,
 			// Uni streams are not used yet; refuse them.
 			MaxIncomingUniStreams: -1,
 			EnableDatagrams:       true,
