@@ -405,7 +405,7 @@ func TestTwoNodesExposeDialForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(c, "POST /v1/expose HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+			fmt.Fprintf(c, "POST /v1/expose HTTP/1.1\r\nHost: mycelium\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 			resp, _ := io.ReadAll(c)
 			c.Close()
 			if !bytes.HasPrefix(resp, []byte("HTTP/1.1 400")) || !bytes.Contains(resp, []byte(`"code": "bad_request"`)) {
@@ -415,6 +415,90 @@ func TestTwoNodesExposeDialForward(t *testing.T) {
 		// The node still answers afterwards.
 		if r := cli(t, homeB, nil, "status", "--control", b.control); r.code != 0 {
 			t.Fatalf("status after bad requests: %+v", r)
+		}
+	})
+
+	t.Run("control_browser_requests", func(t *testing.T) {
+		// What a web page could make a browser send to a control API on
+		// loopback TCP, here over the socket: refused before it acts.
+		path := strings.TrimPrefix(b.control, "unix:")
+		body := `{"service":"web","target":"127.0.0.1:1"}`
+		for _, tt := range []struct{ headers, want string }{
+			{"Host: mycelium\r\nContent-Type: application/json\r\nOrigin: http://evil.example\r\n", "HTTP/1.1 403"},
+			{"Host: evil.example:8080\r\nContent-Type: application/json\r\n", "HTTP/1.1 403"},
+			{"Host: 127.0.0.1:8080\r\nContent-Type: text/plain\r\n", "HTTP/1.1 415"},
+		} {
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST /v1/expose HTTP/1.1\r\n%sContent-Length: %d\r\nConnection: close\r\n\r\n%s", tt.headers, len(body), body)
+			resp, _ := io.ReadAll(c)
+			c.Close()
+			if !bytes.HasPrefix(resp, []byte(tt.want)) {
+				t.Fatalf("request with %q: answer %q, want %s", tt.headers, resp, tt.want)
+			}
+		}
+		r := cli(t, homeB, nil, "status", "--json", "--control", b.control)
+		if r.code != 0 || strings.Contains(r.stdout, `"web"`) {
+			t.Fatalf("status after refused requests: %+v", r)
+		}
+	})
+
+	t.Run("forward_remove_by_name", func(t *testing.T) {
+		r := cli(t, homeB, nil, "forward", "--control", b.control, "localhost:0", a.id+"/echo")
+		m := regexp.MustCompile(`forwarding (\S+) ->`).FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil {
+			t.Fatalf("forward: %+v", r)
+		}
+		bound := m[1]
+		_, port, _ := net.SplitHostPort(bound)
+		r = cli(t, homeB, nil, "forward", "--control", b.control, "--remove", "localhost:"+port)
+		if r.code != 0 || !strings.Contains(r.stdout, "stopped forwarding "+bound) {
+			t.Fatalf("forward --remove localhost:%s (bound %s): %+v", port, bound, r)
+		}
+		r = cli(t, homeB, nil, "status", "--json", "--control", b.control)
+		if r.code != 0 || strings.Contains(r.stdout, bound) {
+			t.Fatalf("forward on %s still listed after remove: %+v", bound, r)
+		}
+		if c, err := net.Dial("tcp", bound); err == nil {
+			c.Close()
+			t.Fatalf("%s still accepts connections after remove", bound)
+		}
+	})
+
+	t.Run("dial_interrupted", func(t *testing.T) {
+		cmd := exec.Command(binary, "dial", "--control", b.control, a.id+"/echo")
+		cmd.Env = append(os.Environ(), "MYCELIUM_HOME="+homeB, "MYCELIUM_CONTROL=", "GORACE=atexit_sleep_ms=0")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr lockedBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		// The stream is up once a line comes back through the echo.
+		io.WriteString(stdin, "ping\n")
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || line != "ping\n" {
+			t.Fatalf("echo through dial: %q, %v (stderr %q)", line, err, stderr.String())
+		}
+		cmd.Process.Signal(os.Interrupt) // stdin still open, as on a terminal
+		err = cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 130 || stderr.String() != "" {
+			t.Fatalf("dial after SIGINT: exit %d (%v), stderr %q; want 130 and nothing", code, err, stderr.String())
 		}
 	})
 
@@ -459,6 +543,70 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 	if r := cli(t, home, nil, "--help"); r.code != 0 || !strings.Contains(r.stdout, "Commands:") {
 		t.Fatalf("--help: %+v", r)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	home := shortTempDir(t)
+	r := cli(t, home, nil, "status", "--bogus")
+	want := "mycelium status: flag provided but not defined: -bogus\nrun 'mycelium status --help' for usage\n"
+	if r.code != 2 || r.stdout != "" || r.stderr != want {
+		t.Fatalf("status --bogus: code %d, stdout %q, stderr %q; want 2, nothing, %q", r.code, r.stdout, r.stderr, want)
+	}
+	r = cli(t, home, nil, "dial", "--timeout", "soon", "x")
+	if r.code != 2 || r.stdout != "" || strings.Count(r.stderr, "\n") != 2 || !strings.HasPrefix(r.stderr, "mycelium dial: invalid value \"soon\" for flag -timeout") {
+		t.Fatalf("dial --timeout soon: %+v, want exit 2 and two lines on stderr", r)
+	}
+	r = cli(t, home, nil)
+	if r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, "Commands:") {
+		t.Fatalf("no arguments: %+v, want exit 2 and the usage on stderr", r)
+	}
+	r = cli(t, home, nil, "status", "-h")
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage: mycelium status") || !strings.Contains(r.stdout, "-json") {
+		t.Fatalf("status -h: %+v, want exit 0 and the usage with flags on stdout", r)
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	home := shortTempDir(t)
+	// Should the config be taken, the node still fails at once, on its key.
+	badKey := filepath.Join(home, "bad.key")
+	if err := os.WriteFile(badKey, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct{ content, want string }{
+		"unknown_key":   {`{"lissten": "x"}`, `"lissten"`},
+		"trailing_data": {`{"listen": "127.0.0.1:0"} {"relay": true}`, "data after the JSON object"},
+		"trailing_junk": {`{"listen": "127.0.0.1:0"} x`, "data after the JSON object"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(home, name+".json")
+			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := cli(t, home, nil, "node", "--config", p, "--key", badKey, "--control", "unix:"+filepath.Join(home, "c.sock"))
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, "ready") {
+				t.Fatalf("node --config with %s: %+v, want exit 1 and %q", tt.content, r, tt.want)
+			}
+		})
+	}
+}
+
+// TestControlPathNotReplaced: --control pointing at a file that is not a
+// socket (here the node's own key) fails and leaves the file alone.
+func TestControlPathNotReplaced(t *testing.T) {
+	home := shortTempDir(t)
+	key := filepath.Join(home, "node.key")
+	if r := cli(t, home, nil, "keygen", "--out", key); r.code != 0 {
+		t.Fatalf("keygen: %+v", r)
+	}
+	before, _ := os.ReadFile(key)
+	// Should the control socket replace the key, the node still stops at
+	// once: it cannot bind a TEST-NET address.
+	r := cli(t, home, nil, "node", "--key", key, "--listen", "192.0.2.1:4242", "--control", "unix:"+key)
+	after, err := os.ReadFile(key)
+	if r.code != 1 || !strings.Contains(r.stderr, key) || err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("node --control unix:KEYFILE: %+v (key intact: %v, %v)", r, bytes.Equal(before, after), err)
 	}
 }
 

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +18,7 @@ import (
 // names none.
 const DefaultService = "default"
 
-func controlFlag(fs *flag.FlagSet) *string {
+func controlFlag(fs *flagSet) *string {
 	return fs.String("control", control.DefaultAddr(), "control API address of the node: unix:PATH or loopback HOST:PORT (env "+control.EnvControl+")")
 }
 
@@ -129,6 +127,13 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	dctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
 	conn, err := c.Dial(dctx, control.DialRequest{Peer: peer, Service: service, TimeoutMS: timeout.Milliseconds()})
 	cancel()
+	if ctx.Err() != nil {
+		// Interrupted: whatever failed, it failed because of that.
+		if conn != nil {
+			conn.Close()
+		}
+		return errInterrupted
+	}
 	if err != nil {
 		return err
 	}
@@ -136,11 +141,10 @@ func runDial(ctx context.Context, e *env, args []string) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	var wg sync.WaitGroup
+	upDone := make(chan struct{})
 	var upErr error
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer close(upDone)
 		if _, err := io.Copy(conn, e.stdin); err != nil {
 			upErr = err
 		}
@@ -149,12 +153,21 @@ func runDial(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 	_, downErr := io.Copy(e.stdout, conn)
+	if ctx.Err() != nil {
+		// Interrupted: conn was closed under the copies.
+		return errInterrupted
+	}
 	if downErr != nil {
 		// The stream is over; stdin may be blocked on a terminal.
 		conn.Close()
 		return fmt.Errorf("stream: %w", downErr)
 	}
-	wg.Wait()
+	select {
+	case <-upDone:
+	case <-ctx.Done():
+		// Interrupted while stdin (perhaps a terminal) is still open.
+		return errInterrupted
+	}
 	if upErr != nil && !errors.Is(upErr, io.EOF) {
 		return fmt.Errorf("stream: %w", upErr)
 	}

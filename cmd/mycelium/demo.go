@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/mycelium-net/mycelium/internal/demo"
 )
@@ -44,8 +45,4 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-var errDemoFailed = errorString("some demo checks failed (see above)")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errDemoFailed = errors.New("some demo checks failed (see above)")

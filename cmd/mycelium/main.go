@@ -13,7 +13,10 @@
 //	mycelium demo                         run an in-process network and show it working
 //
 // Every command takes --help. Exit status is 0 on success, 1 on failure
-// (with a one-line reason on stderr) and 2 on bad usage.
+// (with a one-line reason on stderr) and 2 on bad usage (a one-line reason
+// and a hint on stderr; `mycelium` alone prints the usage on stderr). A
+// `dial` interrupted by SIGINT or SIGTERM (Ctrl-C) exits 130, like a shell
+// job killed by SIGINT, with nothing on stderr.
 package main
 
 import (
@@ -69,12 +72,21 @@ func (u *usageError) Error() string { return u.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
+// exitCode ends a command with a status and no message.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// errInterrupted: the command was interrupted (SIGINT or SIGTERM).
+const errInterrupted = exitCode(130)
+
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		printUsage(e.stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(e.stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	for _, c := range commands() {
@@ -87,6 +99,10 @@ func run(ctx context.Context, e *env, args []string) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		}
+		var code exitCode
+		if errors.As(err, &code) {
+			return int(code)
 		}
 		fmt.Fprintf(e.stderr, "mycelium %s: %s\n", c.name, oneLine(err))
 		var u *usageError
@@ -114,20 +130,28 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'mycelium COMMAND --help' for a command's flags.")
 }
 
-// newFlags returns a FlagSet whose --help prints usage to e.stdout.
-func newFlags(e *env, name, args, about string) *flag.FlagSet {
+// flagSet is a command's flags and its usage text.
+type flagSet struct {
+	*flag.FlagSet
+	usage func() // prints the usage to stdout
+}
+
+// newFlags returns a flagSet that prints nothing while parsing: parse
+// prints the usage to e.stdout for --help, and a bad flag becomes a
+// usageError that run reports on one line.
+func newFlags(e *env, name, args, about string) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fs.SetOutput(e.stdout)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, usage: func() {
 		fmt.Fprintf(e.stdout, "Usage: mycelium %s %s\n\n%s\n", name, args, about)
 		if hasFlags(fs) {
 			fmt.Fprintln(e.stdout, "\nFlags:")
+			fs.SetOutput(e.stdout)
 			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
 		}
-		fs.SetOutput(e.stderr)
-	}
-	return fs
+	}}
 }
 
 func hasFlags(fs *flag.FlagSet) bool {
@@ -138,11 +162,12 @@ func hasFlags(fs *flag.FlagSet) bool {
 
 // parse parses flags that may come before, between or after the positional
 // arguments, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func parse(fs *flagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.usage()
 				return nil, err
 			}
 			return nil, &usageError{err.Error()}

@@ -62,6 +62,9 @@ func loadFileConfig(path string) (fileConfig, error) {
 	if err := dec.Decode(&fc); err != nil {
 		return fc, fmt.Errorf("config %s: %w", path, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fc, fmt.Errorf("config %s: data after the JSON object", path)
+	}
 	return fc, nil
 }
 

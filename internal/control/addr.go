@@ -18,15 +18,30 @@
 // Errors come back as an Error object ({"error": "...", "code": "..."}) with
 // a 4xx or 5xx status. Request bodies are limited to MaxBodySize and unknown
 // JSON fields are refused.
+//
+// The API has no authentication: whoever can connect controls the node. A
+// unix socket is created with mode 0600 in a 0700 folder; a TCP address
+// must be on loopback. Because a web page can make a browser send requests
+// to loopback (cross-site requests, DNS rebinding), every request must
+// also look like one from the mycelium client rather than a browser:
+//
+//   - no Origin header (403, code "forbidden");
+//   - a Host header of "mycelium", "localhost" or a loopback IP, with or
+//     without a port (403, code "forbidden");
+//   - on POST, Content-Type: application/json (415, code "bad_request").
+//
+// Client sends Host "mycelium" and Content-Type application/json.
 package control
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // EnvControl names the environment variable holding the control address.
@@ -83,35 +98,83 @@ func ParseAddr(s string) (network, address string, err error) {
 	return "tcp", s, nil
 }
 
-// Listen opens the control listener. A unix socket gets mode 0600 and its
-// folder is created with mode 0700; a stale socket file left by a node that
-// died is replaced, but a live one is an error.
+// Listen opens the control listener.
+//
+// A unix socket is created with mode 0600 (never, even for an instant,
+// accessible to group or others) in a folder created with mode 0700. A
+// socket file left by a node that died (nothing answers on it) is replaced;
+// a live one is an error, and so is any other file at the path, which is
+// left alone.
+//
+// To create the socket with mode 0600, Listen sets the process's umask to
+// 0177 around the bind and then restores it (on unix systems). The umask is process-wide:
+// files created meanwhile by other goroutines get the restrictive mask too,
+// so Listen is meant to be called once, at startup.
 func Listen(addr string) (net.Listener, error) {
 	network, address, err := ParseAddr(addr)
 	if err != nil {
 		return nil, err
 	}
-	if network == "unix" {
-		if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
-			return nil, fmt.Errorf("control: %w", err)
+	if network != "unix" {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, fmt.Errorf("control: listen %s: %w", addr, err)
 		}
-		if c, err := net.Dial("unix", address); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control: another node is already running at unix:%s", address)
-		}
-		if _, err := os.Lstat(address); err == nil {
-			os.Remove(address)
-		}
+		return ln, nil
 	}
-	ln, err := net.Listen(network, address)
+	if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if err := removeStaleSocket(address); err != nil {
+		return nil, err
+	}
+	old := setUmask(0o177)
+	ln, err := listenUnix(address)
+	setUmask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: listen %s: %w", addr, err)
 	}
-	if network == "unix" {
+	if !haveUmask {
 		if err := os.Chmod(address, 0o600); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("control: %w", err)
 		}
 	}
 	return ln, nil
+}
+
+// listenUnix binds a unix socket; a test replaces it to look at the socket
+// the moment it exists.
+var listenUnix = func(path string) (net.Listener, error) { return net.Listen("unix", path) }
+
+// removeStaleSocket clears the way for a socket at path: nothing there is
+// fine, a socket nothing answers on is removed, a live socket or any other
+// kind of file is an error.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if st.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("control: %s exists and is not a socket; refusing to replace it (choose another --control path)", path)
+	}
+	c, err := net.Dial("unix", path)
+	switch {
+	case err == nil:
+		c.Close()
+		return fmt.Errorf("control: another node is already running at unix:%s", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		// Stale: left by a node that died.
+	case errors.Is(err, syscall.ENOENT):
+		return nil // gone meanwhile
+	default:
+		return fmt.Errorf("control: socket %s exists and cannot be checked: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("control: removing stale socket: %w", err)
+	}
+	return nil
 }

@@ -1,10 +1,12 @@
 package control
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,13 +43,36 @@ func shortDir(t *testing.T) string {
 func TestListenUnix(t *testing.T) {
 	dir := shortDir(t)
 	path := filepath.Join(dir, "sub", "c.sock")
+	umask := setUmask(0o022)
+	setUmask(umask)
+	// The socket's mode the moment it exists, before Listen could fix it.
+	var bornMode os.FileMode
+	orig := listenUnix
+	listenUnix = func(p string) (net.Listener, error) {
+		ln, err := net.Listen("unix", p)
+		if err == nil {
+			if st, err := os.Lstat(p); err == nil {
+				bornMode = st.Mode().Perm()
+			}
+		}
+		return ln, err
+	}
 	ln, err := Listen("unix:" + path)
+	listenUnix = orig
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("socket mode = %v (%v), want 0600", st.Mode().Perm(), err)
+	if bornMode != 0o600 {
+		t.Fatalf("socket created with mode %v, want 0600 from the start", bornMode)
+	}
+	if after := setUmask(umask); after != umask {
+		t.Fatalf("umask after Listen = %#o, want %#o restored", after, umask)
+	}
+	// Created with this mode (by the umask), not chmodded to it later:
+	// there is no moment when group or others may connect.
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode = %v (%v), want a socket with mode 0600", st.Mode(), err)
 	}
 	dst, _ := os.Stat(filepath.Dir(path))
 	if dst.Mode().Perm()&0o077 != 0 {
@@ -78,6 +103,42 @@ func TestListenUnix(t *testing.T) {
 			t.Fatalf("stale socket not replaced: %v", err)
 		}
 		l2.Close()
+	})
+
+	t.Run("other_file_refused", func(t *testing.T) {
+		key := filepath.Join(dir, "node.key")
+		content := []byte("secret key\n")
+		if err := os.WriteFile(key, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Listen("unix:" + key)
+		if err == nil {
+			l.Close()
+			t.Fatal("Listen replaced a regular file")
+		}
+		if !strings.Contains(err.Error(), key) {
+			t.Fatalf("error %q does not name %s", err, key)
+		}
+		if got, err := os.ReadFile(key); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("file at the path changed: %q, %v", got, err)
+		}
+		// Nor through a symlink to it, nor a folder.
+		link := filepath.Join(dir, "link.sock")
+		if err := os.Symlink(key, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{link, filepath.Join(dir, "sub")} {
+			if l, err := Listen("unix:" + p); err == nil {
+				l.Close()
+				t.Fatalf("Listen replaced %s", p)
+			}
+			if _, err := os.Lstat(p); err != nil {
+				t.Fatalf("%s gone: %v", p, err)
+			}
+		}
+		if got, _ := os.ReadFile(key); !bytes.Equal(got, content) {
+			t.Fatalf("file behind the symlink changed: %q", got)
+		}
 	})
 	ln.Close()
 }

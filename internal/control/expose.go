@@ -96,7 +96,8 @@ func (s *Server) runExpose(e *expose) {
 		s.spawn(func() {
 			untrackStream := s.track(stream)
 			defer untrackStream()
-			target, err := net.DialTimeout("tcp", e.target, targetDialTimeout)
+			d := net.Dialer{Timeout: targetDialTimeout}
+			target, err := d.DialContext(s.ctx, "tcp", e.target) // Close cancels s.ctx
 			if err != nil {
 				s.log.Warn("exposed service target unreachable", "service", e.service, "target", e.target, "err", err)
 				// TODO(reset): the dialer should learn that the target is

@@ -31,18 +31,24 @@ func (s *Server) handleForward(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.Forward(req)
 	if err != nil {
-		writeExposeError(w, err)
+		writeAPIError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, info)
 }
 
-// Forward starts (or with req.Remove, stops) a forward.
+// Forward starts (or with req.Remove, stops) a forward. A remove names the
+// forward by its listen address, as given ("localhost:8000") or as bound
+// ("127.0.0.1:8000").
 func (s *Server) Forward(req ForwardRequest) (ForwardInfo, error) {
 	if req.Remove {
+		// Resolve before taking the lock: a host name may need DNS.
+		want, _ := net.ResolveTCPAddr("tcp", req.Listen)
 		s.mu.Lock()
-		f := s.forwards[req.Listen]
-		delete(s.forwards, req.Listen)
+		key, f := s.findForwardLocked(req.Listen, want)
+		if f != nil {
+			delete(s.forwards, key)
+		}
 		s.mu.Unlock()
 		if f == nil {
 			return ForwardInfo{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("no forward listens on %s", req.Listen)}
@@ -67,28 +73,49 @@ func (s *Server) Forward(req ForwardRequest) (ForwardInfo, error) {
 	f := &forward{ln: ln, peer: id, peerArg: req.Peer, service: req.Service}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
+	if s.closing {
 		ln.Close()
 		return ForwardInfo{}, net.ErrClosed
 	}
 	s.forwards[ln.Addr().String()] = f
-	s.wg.Add(1)
-	go s.runForward(f)
+	s.spawnLocked(func() { s.runForward(f) }) // not closing: checked above
 	s.log.Info("forwarding", "listen", ln.Addr().String(), "peer", id.Short(), "service", f.service)
 	return f.info(), nil
 }
 
+// findForwardLocked finds the forward listening on listen: its bound
+// address, or else the one bound to want's IP and port (want is listen
+// resolved, nil if it does not resolve; an unspecified IP matches a forward
+// bound to all addresses). s.mu must be held.
+func (s *Server) findForwardLocked(listen string, want *net.TCPAddr) (key string, f *forward) {
+	if f := s.forwards[listen]; f != nil {
+		return listen, f
+	}
+	if want == nil {
+		return "", nil
+	}
+	for k, f := range s.forwards {
+		bound, ok := f.ln.Addr().(*net.TCPAddr)
+		if !ok || bound.Port != want.Port {
+			continue
+		}
+		if bound.IP.Equal(want.IP) || (unspecified(bound.IP) && unspecified(want.IP)) {
+			return k, f
+		}
+	}
+	return "", nil
+}
+
+func unspecified(ip net.IP) bool { return ip == nil || ip.IsUnspecified() }
+
 func (s *Server) runForward(f *forward) {
-	defer s.wg.Done()
 	for {
 		c, err := f.ln.Accept()
 		if err != nil {
 			return
 		}
 		f.count.Add(1)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.spawn(func() {
 			untrackClient := s.track(c)
 			defer untrackClient()
 			ctx, cancel := context.WithTimeout(s.ctx, DefaultDialTimeout)
@@ -102,6 +129,6 @@ func (s *Server) runForward(f *forward) {
 			untrack := s.track(stream)
 			defer untrack()
 			splice(c, stream)
-		}()
+		}, c)
 	}
 }

@@ -35,7 +35,7 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // goroutines started through spawnLocked
+	wg     sync.WaitGroup // goroutines started by spawn
 
 	mu       sync.Mutex
 	closing  bool                // Close has begun: no more wg.Add, no more tracking
