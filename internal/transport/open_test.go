@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -119,9 +118,6 @@ func (c *closeRecorder) Close() error {
 
 func TestOpenClosesPacketConnOnError(t *testing.T) {
 	leakcheck.Check(t)
-	certFails := func(*identity.Key) (tls.Certificate, error) {
-		return tls.Certificate{}, errors.New("injected certificate failure")
-	}
 	tests := []struct {
 		name   string
 		mutate func(*Config)
@@ -130,11 +126,6 @@ func TestOpenClosesPacketConnOnError(t *testing.T) {
 		{"nil_key", func(c *Config) { c.Key = nil }, nil},
 		{"nil_logger", func(c *Config) { c.Logger = nil }, nil},
 		{"zero_key", func(c *Config) { c.Key = &identity.Key{} }, nil},
-		{"certificate_fails", func(*Config) {}, func(t *testing.T) {
-			saved := newCertificate
-			newCertificate = certFails
-			t.Cleanup(func() { newCertificate = saved })
-		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

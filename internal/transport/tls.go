@@ -26,8 +26,6 @@ var (
 	ErrBadCertificate = errors.New("transport: bad peer certificate")
 )
 
-// newCertificate is selfSignedCert; tests replace it to make Open fail there.
-var newCertificate = selfSignedCert
 
 // selfSignedCert makes the node's TLS certificate: self-signed with the node
 // key, naming the node ID. Peers do not check names, dates or chains, only

@@ -102,7 +102,7 @@ func Open(cfg Config) (_ *Transport, err error) {
 	if len(cfg.Key.Private()) != ed25519.PrivateKeySize {
 		return nil, errors.New("transport: Config.Key holds no key (use identity.NewKey or identity.LoadKeyFile)")
 	}
-	cert, err := newCertificate(cfg.Key)
+	cert, err := selfSignedCert(cfg.Key)
 	if err != nil {
 		return nil, err
 	}
