@@ -129,7 +129,7 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, err
 	}
 	old := setUmask(0o177)
-	ln, err := listenUnix(address)
+	ln, err := net.Listen("unix", address)
 	setUmask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: listen %s: %w", addr, err)
@@ -142,10 +142,6 @@ func Listen(addr string) (net.Listener, error) {
 	}
 	return ln, nil
 }
-
-// listenUnix binds a unix socket; a test replaces it to look at the socket
-// the moment it exists.
-var listenUnix = func(path string) (net.Listener, error) { return net.Listen("unix", path) }
 
 // removeStaleSocket clears the way for a socket at path: nothing there is
 // fine, a socket nothing answers on is removed, a live socket or any other

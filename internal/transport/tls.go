@@ -26,7 +26,6 @@ var (
 	ErrBadCertificate = errors.New("transport: bad peer certificate")
 )
 
-
 // selfSignedCert makes the node's TLS certificate: self-signed with the node
 // key, naming the node ID. Peers do not check names, dates or chains, only
 // that the certificate's key is the expected node key; TLS 1.3's
