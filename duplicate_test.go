@@ -121,6 +121,16 @@ func waitAgreed(t *testing.T, a, b *Node) {
 	})
 }
 
+// waitIdle waits until neither node counts a stream on its connection to
+// the other: the echo servers close their ends a moment after the client
+// has read the echo's EOF.
+func waitIdle(t *testing.T, a, b *Node) {
+	t.Helper()
+	waitPeers(t, a, b, "no streams left", func(va, vb peerView) bool {
+		return va.active != nil && vb.active != nil && streamsOf(a, va.active) == 0 && streamsOf(b, vb.active) == 0
+	})
+}
+
 func TestPickConn(t *testing.T) {
 	leakcheck.Check(t)
 	loKey, hiKey := orderedKeys(t)
@@ -265,6 +275,7 @@ func TestSimultaneousDialCollapse(t *testing.T) {
 			resB.c.Close()
 
 			waitAgreed(t, a, b)
+			waitIdle(t, a, b)
 			sa, sb := a.Stats(), b.Stats()
 			if len(sa.Peers) != 1 || len(sb.Peers) != 1 {
 				t.Fatalf("a has %d peer entries, b has %d; want 1 each", len(sa.Peers), len(sb.Peers))

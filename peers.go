@@ -259,6 +259,9 @@ func (t *peerTable) release(pc *peerConn) (drainAction, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pc.streams--
+	if ps := t.peers[pc.peer]; ps != nil && pc.streams == 0 {
+		ps.notifyLocked() // a connection going idle is a change worth waking for
+	}
 	return t.drainStepLocked(pc)
 }
 
