@@ -13,6 +13,11 @@
 // the accepting node answers with one status byte before any payload flows,
 // so a dialer learns of an unknown service at once (see internal/wire).
 //
+// Besides net.Conn, a stream has CloseWrite (half-close: the peer reads EOF,
+// reading goes on), CloseRead, and Reset (end both directions with an error
+// the peer sees as ErrStreamReset). Test for them with interface
+// assertions, as with *net.TCPConn.
+//
 // Later layers add membership (HyParView), broadcast (Plumtree), a registry
 // of signed node records, NAT traversal and multi-hop circuits. See DESIGN.md
 // in the repository for the map.

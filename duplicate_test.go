@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/internal/leakcheck"
 )
 
@@ -431,30 +432,8 @@ func TestCollapseKeepsOpenStream(t *testing.T) {
 	})
 }
 
-// echoCheck is echoRoundTrip returning an error, for use where the caller
-// adds context.
 func echoCheck(c net.Conn, size int) error {
-	want := make([]byte, size)
-	rand.Read(want)
 	c.SetDeadline(time.Now().Add(replyTimeout))
 	defer c.SetDeadline(time.Time{})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(want)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(c)
-	if werr := <-errc; werr != nil && err == nil {
-		err = fmt.Errorf("write: %w", werr)
-	}
-	if err != nil {
-		return fmt.Errorf("after %d of %d echoed bytes: %w", len(got), size, err)
-	}
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("echo differs: got %d bytes, want %d", len(got), size)
-	}
-	return nil
+	return echo.RoundTrip(c, size)
 }

@@ -26,6 +26,9 @@ var (
 	ErrBadServiceName = wire.ErrBadServiceName
 	// ErrBadID: text that is not a node ID.
 	ErrBadID = identity.ErrBadID
+	// ErrStreamReset: the other end ended the stream with Reset, not a
+	// clean close.
+	ErrStreamReset = errors.New("mycelium: stream reset")
 	// ErrSelf: the node was asked to dial itself.
 	ErrSelf = errors.New("mycelium: node cannot dial itself")
 	// ErrNotStarted: the node was used before Start.

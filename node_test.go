@@ -1,16 +1,14 @@
 package mycelium
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/internal/leakcheck"
 )
 
@@ -38,28 +36,12 @@ func newTestNode(t testing.TB, mutate ...func(*Config)) *Node {
 	return n
 }
 
-// serveEcho echoes every stream on l until l closes.
+// serveEcho echoes every stream on l until l closes (at cleanup).
 func serveEcho(t testing.TB, l net.Listener) {
 	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-				c.(interface{ CloseWrite() error }).CloseWrite()
-			}()
-		}
-	}()
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() { echo.Serve(l); close(done) }()
 }
 
 func ctxT(t testing.TB) context.Context {
@@ -72,25 +54,8 @@ func ctxT(t testing.TB) context.Context {
 // the echo.
 func echoRoundTrip(t testing.TB, c net.Conn, size int) {
 	t.Helper()
-	want := make([]byte, size)
-	rand.Read(want)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(want)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read echo: %v", err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("echo differs: got %d bytes, want %d", len(got), len(want))
+	if err := echo.RoundTrip(c, size); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,6 +1,8 @@
 package mycelium
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -38,24 +40,52 @@ func (c *streamConn) isClosed() bool {
 }
 
 // Read reads from the stream. After the peer's CloseWrite it returns io.EOF;
-// after Close, net.ErrClosed.
+// after Close, net.ErrClosed; after the peer's Reset, ErrStreamReset.
 func (c *streamConn) Read(b []byte) (int, error) {
 	n, err := c.s.Read(b)
-	if err != nil && c.isClosed() {
-		err = net.ErrClosed
-	}
-	return n, err
+	return n, c.mapErr(err)
 }
 
-// Write writes to the stream. After Close or CloseWrite it fails.
+// Write writes to the stream. After Close or CloseWrite it fails; after the
+// peer's Reset, with ErrStreamReset.
 func (c *streamConn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	n, err := c.s.Write(b)
-	if err != nil && c.isClosed() {
-		err = net.ErrClosed
+	return n, c.mapErr(err)
+}
+
+func (c *streamConn) mapErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	return n, err
+	if c.isClosed() {
+		return net.ErrClosed
+	}
+	var serr *quic.StreamError
+	if errors.As(err, &serr) && serr.Remote && serr.ErrorCode == streamCodeReset {
+		return fmt.Errorf("%w by %s", ErrStreamReset, c.remote)
+	}
+	return err
+}
+
+// Reset ends the stream abruptly in both directions: data not yet sent is
+// dropped, and the peer's Read and Write fail with ErrStreamReset instead
+// of seeing a clean end. A service uses it when it cannot serve a stream it
+// accepted (the control API's expose does when its TCP target is down).
+func (c *streamConn) Reset() error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.s.SetWriteDeadline(time.Unix(1, 0))
+		c.s.CancelRead(streamCodeReset)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.s.CancelWrite(streamCodeReset)
+		err = nil
+		c.release()
+	})
+	return err
 }
 
 // CloseWrite ends the write direction: the peer reads io.EOF after the data

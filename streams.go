@@ -19,13 +19,16 @@ import (
 const (
 	streamCodeClosed  quic.StreamErrorCode = 0 // the local end closed the stream
 	streamCodeRefused quic.StreamErrorCode = 1 // the stream was refused at setup
+	streamCodeReset   quic.StreamErrorCode = 2 // the other end called Reset
 )
 
 // maxDialAttempts bounds how often Dial retries a stream refused because its
 // connection was being replaced by a duplicate's winner.
 const maxDialAttempts = 4
 
-// Dial opens a stream to service on node id. It reuses the connection to id
+// Dial opens a stream to service on node id. The net.Conn it returns (like
+// those a Listener accepts) also has CloseWrite, CloseRead and Reset (see
+// the package doc). It reuses the connection to id
 // or dials a known address (see AddPeerAddr and Config.Bootstrap), and
 // returns once the peer has accepted the stream, so an unknown service fails
 // here with ErrUnknownService.

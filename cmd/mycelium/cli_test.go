@@ -398,6 +398,22 @@ func TestTwoNodesExposeDialForward(t *testing.T) {
 		}
 	})
 
+	t.Run("expose_target_down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		if r := cli(t, homeA, nil, "expose", "--control", a.control, "dead", dead); r.code != 0 {
+			t.Fatalf("expose: %+v", r)
+		}
+		r := cli(t, homeB, strings.NewReader("hello"), "dial", "--control", b.control, a.id+"/dead")
+		if r.code != 1 || !strings.Contains(r.stderr, "stream reset") {
+			t.Fatalf("dial to an exposed service whose target is down: %+v, want exit 1 and a stream reset", r)
+		}
+	})
+
 	t.Run("control_bad_json", func(t *testing.T) {
 		path := strings.TrimPrefix(b.control, "unix:")
 		for _, body := range []string{"{not json", `{"service": 5}`, `{"service":"x","target":"1:2","extra":1}`, strings.Repeat("x", 100<<10)} {

@@ -12,8 +12,9 @@
 //	                  connection to a remote service, or stop (Remove)
 //	POST /v1/dial     DialRequest with "Upgrade: mycelium-stream": on success
 //	                  the answer is 101 Switching Protocols and the HTTP
-//	                  connection becomes the stream's bytes, half-close
-//	                  included
+//	                  connection carries the stream: raw bytes towards the
+//	                  node (half-closed at their end), framed bytes back, so
+//	                  that the end can say clean or failed (frames.go)
 //
 // Errors come back as an Error object ({"error": "...", "code": "..."}) with
 // a 4xx or 5xx status. Request bodies are limited to MaxBodySize and unknown

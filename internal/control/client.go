@@ -116,7 +116,9 @@ func readAnswer(resp *http.Response, out any) error {
 }
 
 // Dial opens a stream through the node. The returned conn carries the
-// stream's bytes and supports CloseWrite.
+// stream's bytes and supports CloseWrite. Its Read ends with io.EOF when the
+// stream ended cleanly and with a *RemoteError when it failed (a reset by
+// the service, a lost connection).
 func (c *Client) Dial(ctx context.Context, req DialRequest) (net.Conn, error) {
 	conn, err := c.dial(ctx, "", "")
 	if err != nil {
@@ -158,5 +160,5 @@ func (c *Client) Dial(ctx context.Context, req DialRequest) (net.Conn, error) {
 		}
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: br}, nil
+	return &framedConn{Conn: conn, fr: &frameReader{r: br}}, nil
 }

@@ -100,13 +100,13 @@ func (s *Server) runExpose(e *expose) {
 			target, err := d.DialContext(s.ctx, "tcp", e.target) // Close cancels s.ctx
 			if err != nil {
 				s.log.Warn("exposed service target unreachable", "service", e.service, "target", e.target, "err", err)
-				// TODO(reset): the dialer should learn that the target is
-				// down, but closing the stream looks to it like a clean end:
-				// `mycelium dial` exits 0 with no output. The stream conn
-				// offers only CloseRead and CloseWrite, no way to end it
-				// with an error (a stream reset with an error code); fix
-				// once the node's stream type can reset a stream.
-				stream.Close()
+				// End the stream with an error, so the dialer does not
+				// take the target's absence for an empty answer.
+				if r, ok := stream.(interface{ Reset() error }); ok {
+					r.Reset()
+				} else {
+					stream.Close()
+				}
 				return
 			}
 			untrack := s.track(target)

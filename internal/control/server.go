@@ -344,7 +344,7 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request) {
 	s.spawn(func() {
 		untrack := s.track(client, stream)
 		defer untrack()
-		splice(client, stream)
+		spliceFramed(client, stream)
 	}, client, stream)
 }
 

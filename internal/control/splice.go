@@ -41,3 +41,20 @@ func copyHalf(dst, src net.Conn) int64 {
 	}
 	return n
 }
+
+// spliceFramed is splice for a dial through the API: client→stream raw,
+// stream→client framed (see frames.go), so the client learns how the
+// stream ended.
+func spliceFramed(client, stream net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { copyHalf(stream, client) })
+	wg.Go(func() {
+		if writeFramed(client, stream) != nil {
+			client.Close()
+			stream.Close()
+		}
+	})
+	wg.Wait()
+	client.Close()
+	stream.Close()
+}

@@ -4,17 +4,15 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
 	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/internal/echo"
 )
 
 // Options configure a demo run.
@@ -123,7 +121,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			return demoNode{}, err
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); serveEcho(l) }()
+		go func() { defer wg.Done(); echo.Serve(l) }()
 		return d, nil
 	}
 
@@ -193,59 +191,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func serveEcho(l net.Listener) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			io.Copy(c, c)
-			c.(interface{ CloseWrite() error }).CloseWrite()
-		}()
-	}
-}
-
 func transfer(ctx context.Context, from, to demoNode, size int) Transfer {
 	tr := Transfer{From: from.name, To: to.name, Service: "echo", Bytes: size}
 	fail := func(err error) Transfer {
 		tr.Error = err.Error()
 		return tr
 	}
-	payload := make([]byte, size)
-	rand.Read(payload)
 	t0 := time.Now()
 	c, err := from.node.Dial(ctx, to.node.ID(), "echo")
 	if err != nil {
 		return fail(err)
 	}
 	defer c.Close()
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(payload)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		werr <- err
-	}()
-	got, err := io.ReadAll(c)
-	if err != nil {
-		return fail(err)
-	}
-	if err := <-werr; err != nil {
+	if err := echo.RoundTrip(c, size); err != nil {
 		return fail(err)
 	}
 	el := time.Since(t0)
 	tr.Millis = float64(el.Microseconds()) / 1000
 	tr.MBPerSec = float64(size) / el.Seconds() / 1e6
-	if !bytes.Equal(got, payload) {
-		return fail(fmt.Errorf("echo differs: got %d bytes back, sent %d", len(got), size))
-	}
 	for _, p := range from.node.Stats().Peers {
 		if p.ID == to.node.ID() {
 			tr.Path, tr.RTTMs = p.Path, p.RTTMillis
@@ -300,7 +263,7 @@ func checkSimultaneousDial(ctx context.Context, _ []demoNode) Check {
 		}
 		defer n.Close()
 		l, _ := n.Listen("echo")
-		wg.Go(func() { serveEcho(l) })
+		wg.Go(func() { echo.Serve(l) })
 		pair[i] = n
 	}
 	x, y := pair[0], pair[1]
