@@ -1,0 +1,84 @@
+// Package netns is the fourth test tier: real Linux NAT in network
+// namespaces, driven from Go tests (DESIGN.md, "How we know it works").
+//
+// New builds a Testbed for one test: an "internet" namespace that switches
+// and routes two TEST-NET subnets, public hosts on it, and NAT routers, each
+// with one public address and a private LAN of hosts behind it. Every
+// namespace, link and process it makes is torn down by t.Cleanup, also when
+// the test fails or panics. Namespace names carry the test process's PID, so
+// a later New reaps what a killed test binary left behind. New skips the test,
+// naming the reason, when the machine cannot run it (not root, no `ip netns
+// add`, a tool missing).
+//
+//	internet ns: bridge br0, 203.0.113.1/24 and 198.51.100.1/24, ip_forward=1
+//	  ├── public host  203.0.113.10, .11, …            (AddPublicHost)
+//	  └── NAT router   wan 198.51.100.10, .11, …       (AddNAT)
+//	        lan bridge 10.K.0.1/24, ip_forward=1
+//	          └── host 10.K.0.2, .3, …                 (Router.AddHost)
+//
+// Nothing touches the host's own namespace: links are created inside the
+// namespaces (`ip -n A link add … peer … netns B`), and no address or route is
+// added outside them.
+//
+// # NAT recipes
+//
+// Behaviours use RFC 4787 words. Each recipe's rules are in nat.go, quoted in
+// full; the cross-check test runs coturn's turnutils_natdiscovery (RFC 5780)
+// behind each one against coturn's turnserver in the internet namespace and
+// asserts it reports the behaviours below.
+//
+//	recipe                        mapping                  filtering                rules
+//	Masquerade                    endpoint-independent     address+port-dependent   iptables MASQUERADE
+//	MasqueradeRandomFully         address+port-dependent   address+port-dependent   iptables MASQUERADE --random-fully
+//	AddressDependentFiltering     endpoint-independent     address-dependent        MASQUERADE + nft endpoint map + contacted-address set + DNAT
+//	EndpointIndependentFiltering  endpoint-independent     endpoint-independent     MASQUERADE + nft endpoint map + DNAT
+//	Router.Forward (any recipe)   —                        endpoint-independent     static iptables DNAT of one port
+//
+// Endpoint-independent mapping under MASQUERADE comes from port
+// preservation and, when the port is taken or outside the range, from the
+// kernel reusing the existing mapping of the same source (get_unique_tuple,
+// find_appropriate_src). Two hosts behind one router using the same local
+// port get different mapped ports, as on real Linux NATs. The address- and
+// endpoint-independent filtering recipes apply to UDP; TCP keeps
+// MASQUERADE's address-and-port-dependent filtering.
+//
+// EndpointIndependentFiltering learns its inbound DNAT from outbound
+// traffic rather than using a static DNAT: it then works for every host on
+// the LAN, admits nothing to a port no host has sent from (as RFC 4787
+// filtering presumes a mapping), and keeps working after RebindPort, where
+// mapped ports no longer equal local ones. A static DNAT (Router.Forward) is
+// a port forward: one host, one port, reachable before it sends anything.
+//
+// RFC 4787's address-dependent mapping has no recipe: Linux NAT allocates
+// per conntrack tuple, which gives endpoint-independent mapping (port
+// reuse) or address-and-port-dependent mapping (--random-fully), not a
+// mapping shared by all ports of one remote address.
+//
+// # Rebinding
+//
+// Router.RebindPort moves every mapping to a new external port: it switches
+// the SNAT port range between 10000-19999 and 20000-29999 and empties
+// conntrack and the recipe's sets. Router.RebindAddr gives the router a new
+// public address. Both hold the router's traffic in a drop rule while they
+// change, so no packet sees half the change. conntrack -F alone is not a
+// dependable rebinding under Masquerade: when the host's next packet goes
+// out first it gets the same port back (TestRebind checks this); only when
+// the peer's packet arrives first, and its conntrack entry takes the tuple,
+// does the host's mapping move (the simultaneous-open race of DESIGN.md).
+//
+// # Using it
+//
+// Build the topology from the test goroutine that called New (setup methods
+// call t.Fatal). Queries that may run in subtests return errors. NS.Start runs
+// a process in a namespace and keeps its output for Proc.WaitFor; NS.Do,
+// NS.Listen and NS.ListenPacket create sockets inside a namespace from the test
+// process itself, so an in-process node or echo server can sit behind a NAT.
+// Unix sockets are shared across namespaces (one filesystem), so a node's
+// control API works from the test process.
+//
+// Kernel facts this package relies on: sch_netem is absent on the CI kernel
+// (no delay here); UDP conntrack entries live 30 s unreplied and 120 s once
+// replied.
+//
+// The package builds on every OS; off Linux, New skips.
+package netns
