@@ -1,0 +1,205 @@
+package netlab_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/internal/echo"
+	"github.com/mycelium-net/mycelium/simulations/netlab"
+)
+
+// labNode starts a real mycelium node on a netlab socket.
+func labNode(t *testing.T, h *netlab.Host, port uint16) *mycelium.Node {
+	t.Helper()
+	pc, err := h.ListenPacket(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := mycelium.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mycelium.DefaultConfig()
+	cfg.Key = key
+	cfg.PacketConn = pc
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := mycelium.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSynctestNodesAcrossNATs runs real nodes (real quic-go, real TLS) on
+// netlab under testing/synctest: a public relay host P, host A behind a
+// Linux-MASQUERADE-like NAT and host B behind a symmetric NAT, 20 ms of
+// latency on every link. Before hole punching exists, A reaches B's echo
+// service through P: A and B each dial P, and P carries A's stream to B
+// over the connection B opened. A direct dial from A to B's public
+// mapping is refused by B's NAT, so the relay is what carries the bytes.
+func TestSynctestNodesAcrossNATs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := netlab.DefaultConfig()
+		cfg.Link.Latency = 20 * time.Millisecond
+		lab, err := netlab.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lab.Close()
+
+		pubHost, err := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		natA := netlab.DefaultNATConfig()
+		natA.Addr = netip.MustParseAddr("198.51.100.1")
+		homeA, err := lab.AddNAT(natA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		natB := netlab.DefaultNATConfig()
+		natB.Addr = netip.MustParseAddr("198.51.100.2")
+		natB.Mapping, natB.Filtering, natB.Ports = netlab.AddressAndPortDependent, netlab.AddressAndPortDependent, netlab.PortRandom
+		homeB, err := lab.AddNAT(natB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostA, err := homeA.AddHost(netip.MustParseAddr("192.168.1.10"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostB, err := homeB.AddHost(netip.MustParseAddr("10.0.0.10"))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		p := labNode(t, pubHost, 4433)
+		a := labNode(t, hostA, 0)
+		b := labNode(t, hostB, 0)
+		var wg sync.WaitGroup
+		// Runs before lab.Close: the nodes' Close ends every stream, so
+		// the echo and relay goroutines can finish.
+		defer func() {
+			p.Close()
+			a.Close()
+			b.Close()
+			wg.Wait()
+		}()
+		lb, err := b.Listen("echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { echo.Serve(lb) })
+
+		// P relays streams for "to-b" to B's echo service.
+		lp, err := p.Listen("to-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for {
+				in, err := lp.Accept()
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					out, err := p.Dial(context.Background(), b.ID(), "echo")
+					if err != nil {
+						in.Close()
+						return
+					}
+					relay(in, out)
+				})
+			}
+		})
+
+		ctx := context.Background()
+		if err := a.Connect(ctx, p.ID(), p.LocalAddr()); err != nil {
+			t.Fatalf("A behind MASQUERADE cannot reach the public node: %v", err)
+		}
+		if err := b.Connect(ctx, p.ID(), p.LocalAddr()); err != nil {
+			t.Fatalf("B behind a symmetric NAT cannot reach the public node: %v", err)
+		}
+
+		// Connect returns when the dialer's side of the handshake is done;
+		// P's side finishes half a round trip later.
+		waitFor(t, "P to accept both peers", func() bool { return len(p.Stats().Peers) == 2 })
+
+		// P sees B at B's NAT's public address, not its private one.
+		var bSeen string
+		for _, peer := range p.Stats().Peers {
+			if peer.ID == b.ID() {
+				bSeen = peer.Addr
+			}
+		}
+		if ap, err := netip.ParseAddrPort(bSeen); err != nil || ap.Addr() != natB.Addr {
+			t.Fatalf("P sees B at %q, want B's NAT address %v", bSeen, natB.Addr)
+		}
+
+		start := time.Now()
+		c, err := a.Dial(ctx, p.ID(), "to-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := echo.RoundTrip(c, 256<<10); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		t.Logf("256 KiB echoed A -> P -> B -> P -> A in %v of virtual time", time.Since(start))
+
+		// Directly, A cannot reach B: B's NAT maps per destination and
+		// filters per endpoint, and A has no mapping of B's to aim at.
+		bAddr, _ := net.ResolveUDPAddr("udp", bSeen)
+		a.AddPeerAddr(b.ID(), bAddr)
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := a.Dial(dctx, b.ID(), "echo"); err == nil {
+			t.Fatal("A dialed B directly through B's symmetric NAT")
+		}
+		if lab.Stats().Dropped[netlab.DropFiltered] == 0 {
+			t.Fatal("B's NAT filtered nothing, yet the direct dial failed")
+		}
+	})
+}
+
+// waitFor advances virtual time in small steps until cond holds. Inside a
+// synctest bubble this is deterministic: time moves only when every
+// goroutine is blocked, so each step lets all pending work run first.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after a virtual minute", what)
+		}
+		time.Sleep(time.Millisecond) // virtual time
+	}
+}
+
+// relay copies both ways between two streams, half-closing each direction
+// as it ends.
+func relay(x, y net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
+	wg.Go(func() { half(x, y) })
+	wg.Go(func() { half(y, x) })
+	wg.Wait()
+	x.Close()
+	y.Close()
+}
