@@ -203,3 +203,107 @@ func relay(x, y net.Conn) {
 	x.Close()
 	y.Close()
 }
+
+// TestSynctest50Nodes runs 50 real nodes for a minute of virtual time: a
+// public hub and 49 nodes behind five kinds of NAT (carrier-grade among
+// them), 20 ms links. Each node connects to the hub, runs an echo round
+// trip through it, then the network idles on keep-alives for the rest of
+// the minute. It logs how much faster than real time that goes.
+func TestSynctest50Nodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 real nodes: skipped in -short")
+	}
+	wallStart := time.Now() // real time: outside the bubble
+	var virtual time.Duration
+	synctest.Test(t, func(t *testing.T) {
+		cfg := netlab.DefaultConfig()
+		cfg.Link.Latency = 20 * time.Millisecond
+		lab, err := netlab.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lab.Close()
+		begin := time.Now()
+
+		hubHost, _ := lab.AddHost(netip.MustParseAddr("203.0.113.1"))
+		hub := labNode(t, hubHost, 4433)
+		nodes := []*mycelium.Node{hub}
+		var wg sync.WaitGroup
+		defer func() {
+			for _, n := range nodes {
+				n.Close()
+			}
+			wg.Wait()
+		}()
+		lh, err := hub.Listen("echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { echo.Serve(lh) })
+
+		kinds := []func(c *netlab.NATConfig){
+			func(c *netlab.NATConfig) {}, // MASQUERADE
+			func(c *netlab.NATConfig) { c.Mapping, c.Ports = netlab.AddressAndPortDependent, netlab.PortRandom },
+			func(c *netlab.NATConfig) { c.Filtering = netlab.AddressDependent },
+			func(c *netlab.NATConfig) { c.Filtering = netlab.EndpointIndependent },
+		}
+		var hosts []*netlab.Host
+		for i := range 49 {
+			ncfg := netlab.DefaultNATConfig()
+			ncfg.Addr = netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
+			var nat *netlab.NAT
+			if i%5 == 4 { // carrier-grade: a home NAT behind an ISP NAT
+				outer, err := lab.AddNAT(ncfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				inner := netlab.DefaultNATConfig()
+				inner.Addr = netip.AddrFrom4([4]byte{100, 64, 0, byte(i)})
+				if nat, err = outer.AddNAT(inner); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				kinds[i%5](&ncfg)
+				if nat, err = lab.AddNAT(ncfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h, err := nat.AddHost(netip.MustParseAddr("192.168.0.2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hosts = append(hosts, h)
+		}
+		errs := make(chan error, len(hosts))
+		for _, h := range hosts {
+			n := labNode(t, h, 0)
+			nodes = append(nodes, n)
+			n.AddPeerAddr(hub.ID(), hub.LocalAddr())
+			wg.Go(func() {
+				c, err := n.Dial(context.Background(), hub.ID(), "echo")
+				if err == nil {
+					err = echo.RoundTrip(c, 16<<10)
+					c.Close()
+				}
+				errs <- err
+			})
+		}
+		for range hosts {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := len(hub.Stats().Peers); got != len(hosts) {
+			t.Fatalf("hub has %d peers, want %d", got, len(hosts))
+		}
+		time.Sleep(time.Minute - time.Since(begin)) // idle on keep-alives, in virtual time
+		for _, n := range nodes[1:] {
+			if len(n.Stats().Peers) != 1 {
+				t.Fatalf("a node lost its connection to the hub during the idle minute")
+			}
+		}
+		virtual = time.Since(begin)
+	})
+	wall := time.Since(wallStart)
+	t.Logf("50 real nodes, %v of virtual time in %v of wall time: %.0fx real time", virtual, wall.Round(time.Millisecond), virtual.Seconds()/wall.Seconds())
+}
