@@ -3,6 +3,7 @@ module github.com/mycelium-net/mycelium
 go 1.26.8
 
 require (
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/libp2p/go-reuseport v0.4.0
 	github.com/pion/stun/v3 v3.1.7
 	github.com/quic-go/quic-go v0.65.0

@@ -29,7 +29,8 @@ type Recipe int
 
 // The recipes.
 const (
-	// Masquerade is iptables MASQUERADE: endpoint-independent mapping,
+	// Masquerade is iptables MASQUERADE: endpoint-independent mapping
+	// (except where two hosts' mappings collide, see doc.go),
 	// address-and-port-dependent filtering.
 	Masquerade Recipe = iota + 1
 	// MasqueradeRandomFully is MASQUERADE --random-fully: a new random

@@ -20,11 +20,11 @@ import (
 )
 
 // helperEnv makes TestHelperProcess build a testbed, start a process in
-// it, print what it made, and then panic ("panic") or wait to be killed
-// ("block").
+// it with NS.Start and one with NS.Run, print what it made, and then panic
+// ("panic") or wait to be killed ("block").
 const helperEnv = "NETNS_TEST_HELPER"
 
-var helperLine = regexp.MustCompile(`HELPER prefix=(\S+) pid=(\d+)`)
+var helperLine = regexp.MustCompile(`HELPER prefix=(\S+) pid=(\d+) runpid=(\d+)`)
 
 func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(helperEnv)
@@ -35,7 +35,24 @@ func TestHelperProcess(t *testing.T) {
 	r := tb.AddNAT("nat", Masquerade)
 	h := r.AddHost("h")
 	p := h.Start(h.Command(context.Background(), "sleep", "1000"))
-	fmt.Printf("HELPER prefix=%s pid=%d\n", tb.prefix, p.Pid())
+	go h.Run(context.Background(), "sleep", "1001")
+	// The Run process is the namespace's other one.
+	runPid := 0
+	for deadline := time.Now().Add(waitLimit); runPid == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the process of NS.Run did not appear in %s", h.Name)
+		}
+		out, err := ipNetns("pids", h.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(out) {
+			if pid, _ := strconv.Atoi(f); pid != p.Pid() {
+				runPid = pid
+			}
+		}
+	}
+	fmt.Printf("HELPER prefix=%s pid=%d runpid=%d\n", tb.prefix, p.Pid(), runPid)
 	switch mode {
 	case "panic":
 		panic("deliberate panic with a testbed up")
@@ -47,7 +64,8 @@ func TestHelperProcess(t *testing.T) {
 // helper starts this test binary as TestHelperProcess in mode.
 func helper(t *testing.T, mode string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
+	// command: should this test process die, the helper dies too.
+	cmd := command(context.Background(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -65,8 +83,10 @@ func helper(t *testing.T, mode string) (*exec.Cmd, io.WriteCloser, *bufio.Reader
 	return cmd, stdin, bufio.NewReader(stdout)
 }
 
-// readHelper reads the helper's output up to its HELPER line.
-func readHelper(t *testing.T, out *bufio.Reader) (prefix string, pid int, seen string) {
+// readHelper reads the helper's output up to its HELPER line: the prefix of
+// its testbed's names, and the processes it started with NS.Start (pid) and
+// NS.Run (runPid).
+func readHelper(t *testing.T, out *bufio.Reader) (prefix string, pid, runPid int, seen string) {
 	t.Helper()
 	var b strings.Builder
 	for {
@@ -74,7 +94,8 @@ func readHelper(t *testing.T, out *bufio.Reader) (prefix string, pid int, seen s
 		b.WriteString(line)
 		if m := helperLine.FindStringSubmatch(line); m != nil {
 			pid, _ := strconv.Atoi(m[2])
-			return m[1], pid, b.String()
+			runPid, _ := strconv.Atoi(m[3])
+			return m[1], pid, runPid, b.String()
 		}
 		if err != nil {
 			t.Fatalf("helper ended (%v) without its HELPER line:\n%s", err, b.String())
@@ -85,12 +106,12 @@ func readHelper(t *testing.T, out *bufio.Reader) (prefix string, pid int, seen s
 // ours lists the namespaces whose names start with prefix.
 func ours(t *testing.T, prefix string) []string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
+	out, err := ipNetns("list")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
 			names = append(names, f[0])
 		}
@@ -129,7 +150,7 @@ func waitGone(pid int, timeout time.Duration) error {
 func TestCleanupAfterPanic(t *testing.T) {
 	New(t) // only for its skip conditions
 	cmd, _, out := helper(t, "panic")
-	prefix, pid, seen := readHelper(t, out)
+	prefix, pid, runPid, seen := readHelper(t, out)
 	rest, _ := io.ReadAll(out)
 	err := cmd.Wait()
 	if err == nil || !strings.Contains(string(rest), "deliberate panic") {
@@ -141,19 +162,25 @@ func TestCleanupAfterPanic(t *testing.T) {
 	if err := waitGone(pid, 0); err != nil {
 		t.Errorf("the process started in the testbed survived the panic: %v", err)
 	}
+	if err := waitGone(runPid, waitLimit); err != nil {
+		t.Errorf("the process run in the testbed survived the panic: %v", err)
+	}
 }
 
 // TestReapAfterKill: a test process killed outright (as by a timeout) runs
-// no cleanup. Its processes die with it (Pdeathsig), and the next New
-// removes the namespaces it left.
+// no cleanup. Its processes, started by NS.Start or NS.Run, die with it
+// (Pdeathsig), and the next New removes the namespaces it left.
 func TestReapAfterKill(t *testing.T) {
 	New(t) // only for its skip conditions
 	cmd, _, out := helper(t, "block")
-	prefix, pid, seen := readHelper(t, out)
+	prefix, pid, runPid, seen := readHelper(t, out)
 	cmd.Process.Kill()
 	cmd.Wait()
 	if err := waitGone(pid, waitLimit); err != nil {
 		t.Errorf("the process started in the killed test's testbed: %v", err)
+	}
+	if err := waitGone(runPid, waitLimit); err != nil {
+		t.Errorf("the process run in the killed test's testbed: %v", err)
 	}
 	left := ours(t, prefix)
 	if len(left) == 0 {

@@ -5,8 +5,11 @@
 // and routes two TEST-NET subnets, public hosts on it, and NAT routers, each
 // with one public address and a private LAN of hosts behind it. Every
 // namespace, link and process it makes is torn down by t.Cleanup, also when
-// the test fails or panics. Namespace names carry the test process's PID, so
-// a later New reaps what a killed test binary left behind. New skips the test,
+// the test fails or panics. Every process it starts leads its own process
+// group and carries SIGKILL as its parent-death signal, so it dies with the
+// test process even when no cleanup runs (the panic of -timeout, a
+// SIGKILL). Namespace names carry the test process's PID, so a later New
+// reaps what a killed test binary left behind. New skips the test,
 // naming the reason, when the machine cannot run it (not root, no `ip netns
 // add`, a tool missing).
 //
@@ -34,13 +37,25 @@
 //	EndpointIndependentFiltering  endpoint-independent     endpoint-independent     MASQUERADE + nft endpoint map + DNAT
 //	Router.Forward (any recipe)   —                        endpoint-independent     static iptables DNAT of one port
 //
-// Endpoint-independent mapping under MASQUERADE comes from port
-// preservation and, when the port is taken or outside the range, from the
-// kernel reusing the existing mapping of the same source (get_unique_tuple,
-// find_appropriate_src). Two hosts behind one router using the same local
-// port get different mapped ports, as on real Linux NATs. The address- and
-// endpoint-independent filtering recipes apply to UDP; TCP keeps
-// MASQUERADE's address-and-port-dependent filtering.
+// MASQUERADE gives a new conntrack entry the first free public port of
+// these (get_unique_tuple in net/netfilter/nf_nat_core.c): the port of the
+// newest mapping the same source address and port already has
+// (find_appropriate_src); the source's own port, unless a RebindPort range
+// excludes it; a random port, found from a random start upwards (in
+// 1024-65535 for source ports from 1024 up), so not the port after the
+// source's. A public port is taken only towards the remote address and port
+// an entry already uses it for: one public port carries several hosts'
+// mappings while their remotes differ. Without a collision a source keeps
+// one public port whatever it sends to: endpoint-independent mapping. A
+// collision breaks that. Hosts a and b both send from port 5000, a to
+// server s1 and b to server s2: both appear as :5000. When b then sends to
+// s1, that tuple is a's, so b appears to s1 from a random port (62217 and
+// 2128 in two runs) while it still appears to s2 as :5000; b's later
+// mappings, to remotes new to it, take the random port, its newest
+// (TestMasqueradePortCollision).
+//
+// The address- and endpoint-independent filtering recipes apply to UDP;
+// TCP keeps MASQUERADE's address-and-port-dependent filtering.
 //
 // EndpointIndependentFiltering learns its inbound DNAT from outbound
 // traffic rather than using a static DNAT: it then works for every host on
@@ -74,11 +89,19 @@
 // NS.Listen and NS.ListenPacket create sockets inside a namespace from the test
 // process itself, so an in-process node or echo server can sit behind a NAT.
 // Unix sockets are shared across namespaces (one filesystem), so a node's
-// control API works from the test process.
+// control API works from the test process. The test of the real binary
+// builds cmd/mycelium offline (GOPROXY=off, -mod=readonly, at most 5 min)
+// and skips, quoting the build's first line, when it cannot; MYCELIUM_BIN
+// names a prebuilt binary to use instead.
 //
 // Kernel facts this package relies on: sch_netem is absent on the CI kernel
-// (no delay here); UDP conntrack entries live 30 s unreplied and 120 s once
-// replied.
+// (no delay here). A UDP conntrack entry, and so a MASQUERADE mapping, lives
+// nf_conntrack_udp_timeout (30 s) after its last packet, and a reply alone
+// does not change that: after one request and its answer the entry keeps
+// 30 s and is not ASSURED. Only a packet, either way, more than 2 s after
+// the entry began, once it has seen a reply, makes it ASSURED with
+// nf_conntrack_udp_timeout_stream (120 s), which every packet from then on
+// renews (nf_conntrack_proto_udp.c; TestUDPConntrackTimeouts).
 //
 // The package builds on every OS; off Linux, New skips.
 package netns

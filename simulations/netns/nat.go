@@ -28,11 +28,16 @@ import (
 //	-A FORWARD -i wan -o lan -j DROP
 //	COMMIT
 //
-// MASQUERADE keeps the source port when it is free and otherwise reuses the
-// mapping the same source already has (the kernel's get_unique_tuple), so
-// a source keeps one external port whatever it sends to: endpoint-independent
-// mapping. A reply is let in only when it matches a conntrack entry exactly,
-// remote address and port: address-and-port-dependent filtering.
+// MASQUERADE gives a new mapping the first free one of: the port of the
+// newest mapping the same source already has, the source's own port, a
+// random port, not the next one (the kernel's get_unique_tuple; doc.go has
+// the details). A public port is taken only towards the remote it is
+// already used for. So a source keeps one external port whatever it sends
+// to, endpoint-independent mapping, except where two sources sharing a
+// public port reach the same remote: the second gets a random port there,
+// and keeps it for remotes new to it. A reply is let in only when it
+// matches a conntrack entry exactly, remote address and port:
+// address-and-port-dependent filtering.
 // --random-fully draws a fresh random port for every new conntrack entry,
 // that is for every new destination endpoint: address-and-port-dependent
 // mapping. The FORWARD rules are the firewall any home router has: nothing
@@ -92,7 +97,9 @@ COMMIT
 // 120 s after its last packet, RFC 4787 REQ-5's lower bound; an update
 // refreshes the timeout but not the data, so a mapped port reused by another
 // host within 120 s keeps pointing at the first (a real NAT's port reuse
-// hazard too; RebindPort and RebindAddr empty the sets).
+// hazard too; RebindPort and RebindAddr empty the sets). The same goes for
+// a public port that MASQUERADE gives to two hosts at once, towards
+// different remotes: inbound flows to it reach the host that sent first.
 const endpointTable = `table ip mycnat {
 	map endpoint {
 		type inet_service : ipv4_addr . inet_service

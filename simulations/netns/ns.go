@@ -45,9 +45,12 @@ type Host struct {
 func (n *NS) String() string { return n.Name }
 
 // Command returns a command that runs name with args inside the namespace
-// (through `ip netns exec`). The environment is the test process's.
+// (through `ip netns exec`). The environment is the test process's. Like
+// every process the testbed starts (see command), it gets its own process
+// group, is killed with SIGKILL should the test process die without cleaning
+// up, and has its whole group killed when ctx ends.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	return command(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 }
 
 // Run runs name with args inside the namespace to completion and returns
@@ -72,7 +75,7 @@ func (n *NS) runInput(ctx context.Context, stdin, name string, args ...string) (
 func (n *NS) ip(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
+	out, err := command(ctx, "ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("in %s: ip %s: %w: %s", n.Role, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

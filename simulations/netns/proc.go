@@ -11,7 +11,46 @@ import (
 	"regexp"
 	"sync"
 	"syscall"
+	"time"
 )
+
+// waitDelay is how long Wait waits, after a process has exited or its
+// context has ended, for output pipes that something it left behind still
+// holds open.
+const waitDelay = 2 * time.Second
+
+// command is exec.CommandContext for every process the testbed starts, in
+// a namespace or not (NS.Command, NS.Run, its own ip, nft, iptables and
+// conntrack runs):
+//
+//   - Setpgid: the process leads its own process group, so killing the
+//     group (at cleanup, or when ctx ends) takes what it started with it;
+//   - Pdeathsig SIGKILL: the kernel kills it should the test process die
+//     without running its cleanup (the panic of -timeout, a SIGKILL);
+//   - when ctx ends, SIGKILL goes to the whole group, not only its leader,
+//     and WaitDelay keeps Wait from hanging on a pipe a leftover holds.
+//
+// `ip netns exec` execs the program, and the parent-death signal survives
+// execve, so the program itself carries it. Strictly the signal follows the
+// OS thread that started the process; Go ends a thread only when a goroutine
+// exits locked to it, which in this package happens only if NS.Do cannot
+// return a thread to its own namespace.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = waitDelay
+	return cmd
+}
+
+// killGroup sends SIGKILL to the process group that pid leads.
+func killGroup(pid int) error {
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if err == syscall.ESRCH {
+		return os.ErrProcessDone
+	}
+	return err
+}
 
 // Proc is a process the testbed started in a namespace and will kill at
 // cleanup. It keeps its combined stdout and stderr for WaitFor and for the
@@ -31,7 +70,7 @@ type Proc struct {
 // Start starts cmd (made by Command, on this namespace) and tracks it.
 // cmd.Stdout and cmd.Stderr must be unset: the Proc keeps both. The process
 // gets its own process group, and SIGKILL should the test process die
-// without cleaning up.
+// without cleaning up (Command sets both; Start makes sure).
 func (n *NS) Start(cmd *exec.Cmd) *Proc {
 	n.tb.t.Helper()
 	p, err := n.start(cmd)
@@ -142,7 +181,7 @@ func (p *Proc) kill() error {
 		return nil
 	default:
 	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(p.cmd.Process.Pid)
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	if err := p.Wait(ctx); ctx.Err() != nil {

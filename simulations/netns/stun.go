@@ -157,6 +157,15 @@ func (n *NS) stunProbe(ctx context.Context, s *STUNServer) error {
 	}
 }
 
+// natDiscoveryMax bounds the turnutils_natdiscovery processes running at
+// once in this test process. It reads a missing answer after a fixed 3 s
+// wait as "filtered"; with many runs at once on a small, loaded machine an
+// answer that is merely late could flip a verdict. Three keep the
+// cross-check tests' waiting overlapped while the machine stays idle enough.
+const natDiscoveryMax = 3
+
+var natDiscoverySlots = make(chan struct{}, natDiscoveryMax)
+
 // Discovery is what turnutils_natdiscovery reported.
 type Discovery struct {
 	// Mapping and Filtering are its verdicts; Unknown if it gave none.
@@ -189,8 +198,16 @@ var (
 //	No NAT! (Endpoint Independent Mapping)
 //
 // Its filtering tests wait 3 s for each answer that does not come, so an
-// address-and-port-dependent verdict takes about 6 s.
+// address-and-port-dependent verdict takes about 6 s. The verdicts rest on
+// those fixed waits, so at most natDiscoveryMax runs go at once in this
+// process; NATDiscovery waits for its turn (within ctx).
 func (n *NS) NATDiscovery(ctx context.Context, s *STUNServer, flags ...string) (Discovery, error) {
+	select {
+	case natDiscoverySlots <- struct{}{}:
+		defer func() { <-natDiscoverySlots }()
+	case <-ctx.Done():
+		return Discovery{}, fmt.Errorf("waiting for one of %d turnutils_natdiscovery slots: %w", natDiscoveryMax, ctx.Err())
+	}
 	args := append(append([]string{}, flags...), "-p", fmt.Sprint(s.Primary.Port()), s.Primary.Addr().String())
 	out, err := n.Run(ctx, "turnutils_natdiscovery", args...)
 	return parseDiscovery(out), err

@@ -3,6 +3,8 @@
 package netns
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -201,8 +203,8 @@ func (tb *Testbed) newNS(role string) (*NS, error) {
 	tb.mu.Unlock()
 
 	ns := &NS{tb: tb, Name: tb.prefix + role, Role: role}
-	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("ip netns add %s: %w: %s", ns.Name, err, strings.TrimSpace(string(out)))
+	if _, err := ipNetns("add", ns.Name); err != nil {
+		return nil, err
 	}
 	tb.mu.Lock()
 	tb.nss = append(tb.nss, ns)
@@ -243,17 +245,31 @@ func (tb *Testbed) cleanup() {
 
 // removeNS kills whatever still runs in the namespace, then deletes it.
 func removeNS(name string) error {
-	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
-		for _, f := range strings.Fields(string(out)) {
+	if out, err := ipNetns("pids", name); err == nil {
+		for _, f := range strings.Fields(out) {
 			if pid, err := strconv.Atoi(f); err == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	_, err := ipNetns("del", name)
+	return err
+}
+
+// ipNetns runs `ip netns args…` from the host namespace, bounded by
+// runTimeout. It only adds, lists and deletes named namespaces; nothing in
+// the host's own namespace changes. It returns stdout; the error carries
+// stderr.
+func ipNetns(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := command(ctx, "ip", append([]string{"netns"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("ip netns %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return nil
+	return stdout.String(), nil
 }
 
 // ownedName matches the names of namespaces and temporary directories this
@@ -278,8 +294,8 @@ func deadOwner(name string) (pid int, dead bool) {
 // signal cannot run its cleanup. The owner's PID is in each name; a live
 // owner's are left alone.
 func reapStale(t testing.TB) {
-	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
-		for _, line := range strings.Split(string(out), "\n") {
+	if out, err := ipNetns("list"); err == nil {
+		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
 			if len(f) == 0 {
 				continue
