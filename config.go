@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/mycelium-net/mycelium/broadcast"
+	"github.com/mycelium-net/mycelium/membership"
 )
 
 // Config configures a Node. Start from DefaultConfig; New calls Validate.
@@ -55,6 +58,14 @@ type Config struct {
 	// Resources bounds what peers can make the node hold.
 	Resources Resources
 
+	// Membership configures the HyParView overlay (view sizes, walk
+	// lengths, shuffles). Default membership.DefaultConfig().
+	Membership membership.Config
+
+	// Broadcast configures Plumtree (timeouts, caches, payload limit).
+	// Default broadcast.DefaultConfig().
+	Broadcast broadcast.Config
+
 	// Logger receives the node's logs. Required; DefaultConfig discards.
 	Logger *slog.Logger
 }
@@ -94,6 +105,8 @@ func DefaultConfig() Config {
 		KeepAlive:           15 * time.Second,
 		StreamHeaderTimeout: 10 * time.Second,
 		Resources:           DefaultResources(),
+		Membership:          membership.DefaultConfig(),
+		Broadcast:           broadcast.DefaultConfig(),
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -143,6 +156,12 @@ func (c *Config) Validate() error {
 		return bad("Resources: MaxStreamReceiveWindow must be at least 64 KiB and MaxConnReceiveWindow at least that (got %d and %d)", c.Resources.MaxStreamReceiveWindow, c.Resources.MaxConnReceiveWindow)
 	case c.Resources.MaxPendingStreams <= 0:
 		return bad("Resources.MaxPendingStreams must be positive, got %d", c.Resources.MaxPendingStreams)
+	}
+	if err := c.Membership.Validate(); err != nil {
+		return bad("Membership: %v", err)
+	}
+	if err := c.Broadcast.Validate(); err != nil {
+		return bad("Broadcast: %v", err)
 	}
 	if c.PacketConn == nil {
 		if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {

@@ -38,7 +38,8 @@ type Node struct {
 	started   bool
 	closed    bool
 
-	stats counters
+	stats   counters
+	overlay *overlay // membership and broadcast driver
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -55,6 +56,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	o, err := newOverlay(n)
+	if err != nil {
+		return nil, err
+	}
+	n.overlay = o
 	for _, p := range cfg.Bootstrap {
 		n.peers.addAddr(p.ID, p.Addr, true)
 	}
@@ -94,8 +100,25 @@ func (n *Node) Start() error {
 	n.tr = tr
 	n.started = true
 	n.log.Info("node started", "id", n.id.String(), "listen", tr.LocalAddr().String(), "relay", n.cfg.Relay)
-	n.wg.Add(1 + len(n.cfg.Bootstrap))
+	n.overlay.advertise(tr.LocalAddr())
+	ol, err := n.listenLocked(wire.OverlayService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	n.wg.Add(3 + len(n.cfg.Bootstrap))
 	go n.acceptLoop()
+	go n.overlay.run(n.cfg.Bootstrap)
+	go func() {
+		defer n.wg.Done()
+		for {
+			c, err := ol.Accept()
+			if err != nil {
+				return
+			}
+			n.spawn(func() { n.overlay.serveInbound(c) })
+		}
+	}()
 	for _, p := range n.cfg.Bootstrap {
 		go n.keepConnected(p.ID)
 	}
@@ -262,8 +285,12 @@ func (n *Node) drain(a drainAction) {
 	}
 }
 
-// releaser returns the func that uncounts a stream on pc.
-func (n *Node) releaser(pc *peerConn) func() {
+// releaser returns the func that uncounts a stream on pc (a no-op for an
+// uncounted one).
+func (n *Node) releaser(pc *peerConn, counted bool) func() {
+	if !counted {
+		return func() {}
+	}
 	return func() {
 		if a, ok := n.peers.release(pc); ok {
 			n.drain(a)
@@ -275,7 +302,12 @@ func (n *Node) releaser(pc *peerConn) func() {
 // stream's header is read on its own goroutine, at most
 // Resources.MaxPendingStreams at once node-wide; streams past that are reset.
 func (n *Node) serveConn(pc *peerConn) {
-	defer n.peers.remove(pc)
+	defer func() {
+		n.peers.remove(pc)
+		if !n.peers.hasActive(pc.peer) {
+			n.overlay.peerGone(pc.peer)
+		}
+	}()
 	for {
 		s, err := pc.qc.AcceptStream(n.ctx)
 		if err != nil {

@@ -243,13 +243,17 @@ func (t *peerTable) remove(pc *peerConn) {
 
 // acquire counts a new stream on pc. It fails when pc is draining or gone,
 // and then the stream must be retried on the peer's active connection.
-func (t *peerTable) acquire(pc *peerConn) bool {
+// Uncounted streams (the node's own overlay streams, which live as long as
+// the connection) only check; they do not hold a losing connection open.
+func (t *peerTable) acquire(pc *peerConn, counted bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if pc.draining || pc.removed {
 		return false
 	}
-	pc.streams++
+	if counted {
+		pc.streams++
+	}
 	return true
 }
 

@@ -2,6 +2,9 @@ package mycelium
 
 import (
 	"time"
+
+	"github.com/mycelium-net/mycelium/broadcast"
+	"github.com/mycelium-net/mycelium/membership"
 )
 
 // Stats is a snapshot of a node's state and counters.
@@ -11,7 +14,12 @@ type Stats struct {
 	Listen   []string    `json:"listen"`   // socket addresses
 	Peers    []PeerStats `json:"peers"`    // connected peers, sorted by ID
 	Services []string    `json:"services"` // services with a listener, sorted
+	Active   []NodeID    `json:"active"`   // the membership active view, sorted
+	Passive  int         `json:"passive"`  // the size of the membership passive view
 	Counters Counters    `json:"counters"`
+	// Membership and Broadcast are the protocol machines' own counters.
+	Membership membership.Stats `json:"membership"`
+	Broadcast  broadcast.Stats  `json:"broadcast"`
 }
 
 // PeerStats describes the connection to one peer.
@@ -35,11 +43,12 @@ type Counters struct {
 	ConnsRefused   uint64 `json:"conns_refused"`   // inbound connections refused (MaxPeers)
 	DuplicateConns uint64 `json:"duplicate_conns"` // connections that lost a duplicate race and were set to drain
 	DialsFailed    uint64 `json:"dials_failed"`    // outbound connection attempts that failed
-	StreamsIn      uint64 `json:"streams_in"`      // inbound streams accepted
+	StreamsIn      uint64 `json:"streams_in"`      // inbound streams accepted (the node's own overlay streams not counted)
 	StreamsOut     uint64 `json:"streams_out"`     // outbound streams accepted by the peer
 	StreamsRefused uint64 `json:"streams_refused"` // inbound streams refused
 	BadHeaders     uint64 `json:"bad_headers"`     // inbound streams with a malformed header
 	NonQUICPackets uint64 `json:"non_quic_packets"`
+	OverlayDropped uint64 `json:"overlay_dropped"` // overlay frames or deliveries dropped for a full queue
 }
 
 // Stats returns a snapshot of the node.
@@ -66,6 +75,11 @@ func (n *Node) Stats() Stats {
 	if n.cfg.Relay {
 		st.Role = "relay"
 	}
+	snap := n.overlay.snap.Load()
+	st.Active = append([]NodeID{}, snap.active...)
+	st.Passive = snap.passive
+	st.Membership, st.Broadcast = snap.mem, snap.bc
+	st.Counters.OverlayDropped = n.overlay.dropped.Load()
 	if a := n.LocalAddr(); a != nil {
 		st.Listen = append(st.Listen, a.String())
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,9 +39,34 @@ const maxDialAttempts = 4
 // stream slot at the peer, the peer's answer) by Config.StreamHeaderTimeout;
 // a peer whose stream limit stays full gives ErrOverloaded.
 func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, error) {
-	if err := wire.ValidateServiceName(service); err != nil {
+	if err := validateUserService(service); err != nil {
 		return nil, err
 	}
+	return n.dial(ctx, id, service)
+}
+
+// dialInternal is Dial for the node's own reserved services.
+func (n *Node) dialInternal(ctx context.Context, id NodeID, service string) (net.Conn, error) {
+	return n.dial(ctx, id, service)
+}
+
+// validateUserService checks a service name a user gave: valid, and not
+// one of the node's reserved names.
+func validateUserService(service string) error {
+	if err := wire.ValidateServiceName(service); err != nil {
+		return err
+	}
+	if isInternalService(service) {
+		return fmt.Errorf("%w: %q: names starting with %q are reserved", ErrBadServiceName, service, wire.ReservedServicePrefix)
+	}
+	return nil
+}
+
+func isInternalService(service string) bool {
+	return strings.HasPrefix(service, wire.ReservedServicePrefix)
+}
+
+func (n *Node) dial(ctx context.Context, id NodeID, service string) (net.Conn, error) {
 	var lastErr error
 	for range maxDialAttempts {
 		pc, err := n.conn(ctx, id)
@@ -49,7 +75,9 @@ func (n *Node) Dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 		}
 		c, err := n.openStream(ctx, pc, service)
 		if err == nil {
-			n.stats.streamsOut.Add(1)
+			if !isInternalService(service) {
+				n.stats.streamsOut.Add(1)
+			}
 			return c, nil
 		}
 		if !errors.Is(err, errRetry) {
@@ -92,7 +120,8 @@ var errRetry = errors.New("mycelium: connection being replaced")
 // openStream opens a stream on pc, sends the service header and waits for
 // the peer's status byte.
 func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (net.Conn, error) {
-	if !n.peers.acquire(pc) {
+	counted := !isInternalService(service)
+	if !n.peers.acquire(pc, counted) {
 		// pc is draining, or closed. A connection that closed for
 		// another reason than a duplicate race (the peer refused us,
 		// say) must not be retried: classify it as if the stream had
@@ -102,7 +131,7 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		}
 		return nil, errRetry
 	}
-	release := n.releaser(pc)
+	release := n.releaser(pc, counted)
 	// Bound the setup even when ctx has no deadline.
 	setupCtx, cancel := context.WithTimeout(ctx, n.cfg.StreamHeaderTimeout)
 	defer cancel()
@@ -216,11 +245,12 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		refuse(wire.StatusBadHeader)
 		return
 	}
-	if !n.peers.acquire(pc) {
+	counted := !isInternalService(service)
+	if !n.peers.acquire(pc, counted) {
 		refuse(wire.StatusRetry)
 		return
 	}
-	release := n.releaser(pc)
+	release := n.releaser(pc, counted)
 	n.mu.Lock()
 	l := n.listeners[service]
 	n.mu.Unlock()
@@ -235,16 +265,26 @@ func (n *Node) handleStream(pc *peerConn, s *quic.Stream) {
 		refuse(st)
 		return
 	}
-	n.stats.streamsIn.Add(1)
+	if counted {
+		n.stats.streamsIn.Add(1)
+	}
 }
 
 // Listen returns a listener for streams to service on this node.
 func (n *Node) Listen(service string) (net.Listener, error) {
-	if err := wire.ValidateServiceName(service); err != nil {
+	if err := validateUserService(service); err != nil {
 		return nil, err
 	}
+	return n.listen(service)
+}
+
+func (n *Node) listen(service string) (*listener, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.listenLocked(service)
+}
+
+func (n *Node) listenLocked(service string) (*listener, error) {
 	if n.closed {
 		return nil, net.ErrClosed
 	}
@@ -267,7 +307,9 @@ func (n *Node) services() []string {
 	defer n.mu.Unlock()
 	out := make([]string, 0, len(n.listeners))
 	for s := range n.listeners {
-		out = append(out, s)
+		if !isInternalService(s) {
+			out = append(out, s)
+		}
 	}
 	slices.Sort(out)
 	return out
