@@ -177,6 +177,12 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		if setupCtx.Err() != nil {
 			return nil, fmt.Errorf("%w: %s did not answer the stream header within %v", ErrRefused, pc.peer.Short(), n.cfg.StreamHeaderTimeout)
 		}
+		// A service that accepts and at once resets the stream can
+		// discard the status byte before it leaves.
+		var serr *quic.StreamError
+		if errors.As(err, &serr) && serr.Remote && serr.ErrorCode == streamCodeReset {
+			return nil, fmt.Errorf("%w by %s/%s", ErrStreamReset, pc.peer.Short(), service)
+		}
 		return nil, n.connErr(pc, err)
 	}
 	if st := wire.Status(status[0]); st != wire.StatusOK {

@@ -643,7 +643,7 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || len(rep.Transfers) != 3 || len(rep.Checks) != 4 {
+	if !rep.OK || len(rep.Transfers) != 3 || len(rep.Checks) != 5 {
 		t.Fatalf("demo report: %+v", rep)
 	}
 }

@@ -56,6 +56,7 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(tw, "role\t%s\n", st.Role)
 	fmt.Fprintf(tw, "listen\t%s\n", strings.Join(st.Listen, ", "))
 	fmt.Fprintf(tw, "services\t%s\n", orNone(strings.Join(st.Services, ", ")))
+	fmt.Fprintf(tw, "overlay\t%d active, %d passive\n", len(st.Active), st.Passive)
 	tw.Flush()
 	fmt.Fprintf(w, "\npeers (%d):\n", len(st.Peers))
 	if len(st.Peers) > 0 {
