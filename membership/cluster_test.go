@@ -131,7 +131,7 @@ func TestClusterLoss(t *testing.T) {
 	tests := []struct {
 		loss float64
 		seed uint64
-	}{{0.05, 1}, {0.1, 18}, {0.2, 7}}
+	}{{0.05, 1}, {0.1, 5}, {0.1, 18}, {0.2, 2}, {0.2, 7}}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("loss_%.0f%%_seed_%d", tt.loss*100, tt.seed), func(t *testing.T) {
 			c := newCluster(t, 60, DefaultConfig(), tt.seed)

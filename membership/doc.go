@@ -14,7 +14,8 @@
 // machine answers every input with a slice of Outputs. The real node's
 // driver and the discrete-event simulator run the same Machine. Where
 // output order could depend on a map it does not: views are slices, and
-// maps are only looked up. The same inputs and seed give the same outputs.
+// maps are only looked up (or scanned for a yes/no answer). The same
+// inputs and seed give the same outputs.
 //
 // # Protocol
 //
@@ -38,13 +39,15 @@
 //	              a walk of ShuffleTTL hops. Where it ends, the node sends
 //	              the origin a SHUFFLE_REPLY of as many passive peers and
 //	              both sides add what they got to their passive views,
-//	              evicting first the peers they sent.
+//	              evicting first the peers they sent (never one they just
+//	              added).
 //
 // A failed active peer (HandleDisconnected, or a failed Connect) is
 // removed, and repair asks random passive peers with NEIGHBOR, one per
-// free slot; a peer whose link fails or that does not answer in
-// NeighborTimeout is removed from the passive view; one that rejects is
-// not asked again before the next shuffle tick.
+// free slot. A peer whose Connect fails or that does not answer in
+// NeighborTimeout is removed from the passive view; one that rejects, or
+// whose link closes mid-request, is not asked again before the next
+// shuffle tick.
 //
 // # Our side of a request
 //
@@ -52,12 +55,15 @@
 //	(none) ─────────► connecting ─────────────────► sent ────────────────► active
 //	                    │ Connect                    │ NEIGHBOR / JOIN        (NeighborUp)
 //	                    │                            │
-//	                    │ ConnectFailed, timeout     │ REJECT: Disconnect, try another
-//	                    ▼                            │ Disconnected, timeout: Disconnect,
-//	             passive peer dropped ◄──────────────┘   passive peer dropped, try another
+//	                    │ ConnectFailed, timeout     │ REJECT, Disconnected: Disconnect,
+//	                    ▼                            │   not again until the next tick
+//	             passive peer dropped ◄──────────────┘ timeout: Disconnect, passive peer
+//	             and another one asked                   dropped, another one asked
 //
-// A JOIN is the same with the contact, except that it is retried every
-// JoinTimeout while the active view is empty, and never dropped.
+// A JOIN is the same with the contact, except that it is never dropped:
+// it is sent again after JoinTimeout, then 2, 4 and at most MaxJoinBackoff
+// JoinTimeouts, until the contact accepts, even if walks have given the
+// node other neighbours (they might be outside the overlay too).
 //
 // # Driver contract
 //
@@ -89,15 +95,28 @@
 //     to a new neighbour emitted after NeighborUp follow the accept.
 //   - HandleDisconnected(peer): report every link to peer that ends other
 //     than by our own Disconnect: failure, idle timeout, or the peer
-//     closing it. The transport is HyParView's failure detector.
+//     closing it. The transport is HyParView's failure detector. Report
+//     the end of the current link only: a driver that has replaced a link
+//     (closed by us, then opened again) does not report the old one's end
+//     after the new one is up.
+//   - HandleConnected / HandleConnectFailed may name a peer the machine no
+//     longer wants; it closes such a link itself.
 //
 // The machine closes what it opens: a link for a rejected or failed
 // request, or for a SHUFFLE_REPLY, is closed by the side that opened it.
 // An active link is closed by the side that drops the other (DISCONNECT,
-// then Disconnect), and the receiver of DISCONNECT closes its end too.
-// Closing a link is how a node tells a peer it is not a neighbour, so an
-// active view that is one-sided for a moment (a lost message, a race)
-// becomes symmetric again.
+// then Disconnect); the receiver of DISCONNECT leaves the link alone, so
+// it cannot close a new link the sender has opened meanwhile. Closing a
+// link is how a node tells a peer it is not a neighbour, so an active
+// view that is one-sided for a moment (a lost message, a race) becomes
+// symmetric again.
+//
+// One race remains, and costs only a retry: with one link per peer pair,
+// a node that closes its one-shot SHUFFLE_REPLY link may close the link
+// over which the same peer is sending it a NEIGHBOR. The asker sees
+// HandleDisconnected and asks another peer; a late reply to it is sent
+// without a link (and an accept nobody waits for is undone with
+// DISCONNECT).
 //
 // # Wire format
 //
@@ -144,8 +163,8 @@
 //     NEIGHBOR_REJECT. The paper adds the peer when the TCP connection is
 //     up.
 //  2. A JOIN is answered with NEIGHBOR_ACCEPT; the joiner adds its contact
-//     only then, and sends JOIN again every JoinTimeout while it has no
-//     neighbour. The paper's JOIN has no answer.
+//     only then, and sends JOIN again, with backoff, until the contact
+//     accepts. The paper's JOIN has no answer.
 //  3. Where a FORWARD_JOIN walk ends, the paper's node adds the new node at
 //     once; ours sends it a high-priority NEIGHBOR and adds it on accept.
 //     High priority keeps the paper's "even if a member must be dropped" on
@@ -170,7 +189,10 @@
 //     before those that do not.
 //  10. A node that has lost both views sends JOIN to its last contact again,
 //     at a shuffle tick.
-//  11. Resources are bounded: MaxPendingRequests (a walk that ends here
+//  11. A shuffle integration never evicts a peer it has just added; a
+//     failed peer, as in the paper, is not kept as passive, but a peer
+//     whose link merely closed during our request is.
+//  12. Resources are bounded: MaxPendingRequests (a walk that ends here
 //     beyond it leaves the new node passive), MaxOneShotLinks,
 //     MaxQueuedPerLink, and the size limits of the wire format.
 package membership

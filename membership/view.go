@@ -31,13 +31,6 @@ func (v *view) index(id identity.NodeID) int {
 
 func (v *view) has(id identity.NodeID) bool { return v.index(id) >= 0 }
 
-func (v *view) get(id identity.NodeID) (Peer, bool) {
-	if i := v.index(id); i >= 0 {
-		return v.peers[i], true
-	}
-	return Peer{}, false
-}
-
 // add appends p; the caller has made room and checked p is not present.
 func (v *view) add(p Peer) { v.peers = append(v.peers, p.clone()) }
 
