@@ -55,6 +55,7 @@ func commands() []command {
 		{"expose", "hand a service's streams to a local TCP address", runExpose},
 		{"forward", "carry connections on a local TCP port to a remote service", runForward},
 		{"demo", "start an in-process network and show data crossing it", runDemo},
+		{"sim", "simulate thousands of nodes' overlay and broadcast, seeded", runSim},
 	}
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSim(t *testing.T) {
+	home := shortTempDir(t)
+	r := cli(t, home, nil, "sim", "--nodes", "200", "--seed", "1", "--broadcasts", "5", "--json")
+	if r.code != 0 {
+		t.Fatalf("sim: %+v", r)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("sim --json printed %q: %v", r.stdout, err)
+	}
+	for _, k := range []string{"nodes", "seed", "connected", "reliability", "rmr", "ldh", "wall_seconds", "sim_seconds"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no key %q in %s", k, r.stdout)
+		}
+	}
+	if got["nodes"] != 200.0 || got["seed"] != 1.0 || got["connected"] != true || got["reliability"] != 1.0 {
+		t.Errorf("nodes %v seed %v connected %v reliability %v; want 200, 1, true, 1", got["nodes"], got["seed"], got["connected"], got["reliability"])
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr is not a terminal, yet: %q", r.stderr)
+	}
+
+	// A scenario file, with a flag that wins over it, and a report.
+	sc := filepath.Join(home, "sc.json")
+	os.WriteFile(sc, []byte(`{"nodes": 100, "seed": 3, "fail": 0.2, "broadcasts": 3}`), 0o644)
+	rep := filepath.Join(home, "rep")
+	r = cli(t, home, nil, "sim", sc, "--seed", "4", "--report", rep)
+	if r.code != 0 || !strings.Contains(r.stdout, "reliability") || !strings.Contains(r.stdout, "heal time") {
+		t.Fatalf("sim with a file: %+v", r)
+	}
+	var fromFile map[string]any
+	js, _ := os.ReadFile(filepath.Join(rep, "sim.json"))
+	if err := json.Unmarshal(js, &fromFile); err != nil || fromFile["nodes"] != 100.0 || fromFile["seed"] != 4.0 || fromFile["failed"] != 20.0 {
+		t.Fatalf("sim.json: nodes %v seed %v failed %v (%v); want 100, 4 (the flag), 20", fromFile["nodes"], fromFile["seed"], fromFile["failed"], err)
+	}
+	if page, err := os.ReadFile(filepath.Join(rep, "index.html")); err != nil || !strings.Contains(string(page), "<svg") {
+		t.Fatalf("index.html: %v", err)
+	}
+
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown_key":  {[]string{"sim", writeFile(t, home, "bad.json", `{"nodez": 5}`)}, "unknown field"},
+		"bad_fraction": {[]string{"sim", "--fail", "1.5"}, "fail"},
+		"two_files":    {[]string{"sim", "a.json", "b.json"}, "too many arguments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := cli(t, home, nil, c.args...)
+			if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("%v: %+v, want failure mentioning %q", c.args, r, c.want)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
