@@ -18,9 +18,12 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 12m ./...
 
-## bench: mycelium against raw quic-go on loopback, as ratios
+## bench: mycelium against raw quic-go on loopback, as ratios; netlab's
+## datagram rate; the simulator's speed (10k nodes: MYCELIUM_SIM_BENCH=1)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) .
+	$(GO) test -run '^$$' -bench . ./simulations/netlab ./simulations/des
+	$(GO) test -run '^$$' -bench Sim1k -benchtime 1x ./simulations/overlay
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

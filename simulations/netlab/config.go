@@ -8,10 +8,28 @@ import (
 // Config configures a Network. Start from DefaultConfig; New calls
 // Validate.
 type Config struct {
-	// Seed seeds the network's one random source (math/rand/v2 PCG),
-	// which decides loss, jitter, random NAT ports and ephemeral ports.
-	// The same seed and the same sends, in the same order, give the same
-	// fate to every datagram. Default 1 (arbitrary).
+	// Seed seeds every random decision: loss, jitter, random NAT ports
+	// and ephemeral ports. Each decision draws from a stream of its own
+	// (math/rand/v2 PCG) seeded by hashing Seed with what it is about:
+	// loss and jitter from the flow's source and destination and the
+	// link, a NAT's ports from the router and the internal endpoint,
+	// ephemeral ports from the host. So, with the same seed, the n-th
+	// datagram of a flow meets the same fate on every run, however
+	// goroutines sending on other flows interleave with it; the n-th
+	// ephemeral port of a host and the n-th mapping of an internal
+	// endpoint are the same too.
+	//
+	// What is not reproducible: the order of datagrams in one flow sent
+	// from several goroutines, and of sockets bound on one host from
+	// several; the order in which datagrams of different flows due at
+	// the same instant reach a socket, when they were sent concurrently;
+	// the ports of mappings made concurrently at one router where they
+	// depend on each other (PortSequential; two hosts wanting the same
+	// port under PortPreserving; a random port another mapping took). And
+	// real nodes under testing/synctest are not byte-for-byte
+	// reproducible at all: quic-go and TLS draw keys, connection IDs and
+	// nonces from crypto/rand, so their datagrams, and with them the
+	// sends netlab sees, change from run to run. Default 1 (arbitrary).
 	Seed uint64
 
 	// Link is the link every new host and NAT router starts with (see

@@ -15,7 +15,6 @@ func Example() {
 	server, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
 	cfg := netlab.DefaultNATConfig() // Linux MASQUERADE
 	cfg.Addr = netip.MustParseAddr("198.51.100.1")
-	cfg.Mapping, cfg.Filtering = netlab.AddressDependent, netlab.AddressAndPortDependent
 	home, _ := lab.AddNAT(cfg)
 	laptop, _ := home.AddHost(netip.MustParseAddr("192.168.1.10"))
 	sc, _ := server.ListenPacket(3478)

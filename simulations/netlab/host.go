@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 )
@@ -21,8 +22,10 @@ type Host struct {
 	seg  *segment
 
 	// Guarded by net.mu.
-	link  Link
-	conns map[uint16]*Conn
+	link      Link
+	rands     flowRands  // loss and jitter on its link, per flow
+	ephemeral *rand.Rand // its ephemeral port choices
+	conns     map[uint16]*Conn
 }
 
 // Addr returns the host's address on its network.
@@ -46,7 +49,8 @@ func (h *Host) SetLink(l Link) error {
 }
 
 // ListenPacket binds a UDP socket on port; port 0 picks a free ephemeral
-// port (from 32768 to 60999, as Linux does) at random.
+// port (from 32768 to 60999, as Linux does) at random, from a random
+// stream of the host's own (see Config.Seed).
 func (h *Host) ListenPacket(port uint16) (*Conn, error) {
 	n := h.net
 	n.mu.Lock()
@@ -73,12 +77,12 @@ func (h *Host) ListenPacket(port uint16) (*Conn, error) {
 func (h *Host) ephemeralLocked() (uint16, bool) {
 	const size = ephemeralMax - ephemeralMin + 1
 	for range 8 {
-		p := uint16(ephemeralMin + h.net.rand.IntN(size))
+		p := uint16(ephemeralMin + h.ephemeral.IntN(size))
 		if _, taken := h.conns[p]; !taken {
 			return p, true
 		}
 	}
-	start := h.net.rand.IntN(size)
+	start := h.ephemeral.IntN(size)
 	for i := range size {
 		p := uint16(ephemeralMin + (start+i)%size)
 		if _, taken := h.conns[p]; !taken {
@@ -111,5 +115,5 @@ func (h *Host) sendLocked(p *packet) {
 	n := h.net
 	n.stats.sent++
 	n.traceLocked(Event{Kind: EventSend, Node: h.name, Src: p.src, Dst: p.dst, Size: len(p.data)})
-	n.traverseLocked(h.link, h.name, p, h.seg)
+	n.traverseLocked(h.link, h.name, &h.rands, p, h.seg)
 }

@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -9,23 +10,35 @@ import (
 // the public network or the private side of another router (carrier-grade
 // NAT, NAT behind NAT), and a private network of its own where hosts and
 // further routers sit. It maps and filters by its NATConfig.
+//
+// A public port serves one mapping at a time. Linux MASQUERADE needs only
+// the whole tuple (public port, remote endpoint) to be unique, so a second
+// host using the same source port towards a different server keeps that
+// port there; here it gets another port, as it would on Linux towards the
+// same server.
 type NAT struct {
 	net    *Network
-	cfg    NATConfig
 	name   string
 	parent *segment // where its public address is
 	inside *segment // its private network
 
 	// Guarded by net.mu.
-	link  Link // to the parent network
+	cfg   NATConfig // cfg.Addr changes with SetAddr
+	link  Link      // to the parent network
+	rands flowRands // loss and jitter on its link, per flow
 	table *table
 }
 
 // Addr returns the router's public address.
-func (nat *NAT) Addr() netip.Addr { return nat.cfg.Addr }
+func (nat *NAT) Addr() netip.Addr {
+	nat.net.mu.Lock()
+	defer nat.net.mu.Unlock()
+	return nat.cfg.Addr
+}
 
-// String returns the router's name: its public address, after those of
-// the routers in front of it.
+// String returns the router's name: the public address it was created
+// with, after those of the routers in front of it. SetAddr does not
+// change it.
 func (nat *NAT) String() string { return nat.name }
 
 // AddHost puts a host with address addr on the router's private network.
@@ -54,13 +67,53 @@ func (nat *NAT) SetLink(l Link) error {
 	return nil
 }
 
-// Flush forgets every mapping, as `conntrack -F` does: the next outbound
-// datagram of each flow gets a fresh mapping, which is how tests force a
-// NAT rebinding.
+// Flush forgets every mapping and its filtering state, as `conntrack -F`
+// does: datagrams from outside are dropped until the hosts behind send
+// again, and each host's next outbound datagram makes a new mapping. That
+// new mapping need not have a new port: with PortPreserving it gets the
+// same one back, as it does on Linux. To force a rebinding, use Rebind.
 func (nat *NAT) Flush() {
 	nat.net.mu.Lock()
 	defer nat.net.mu.Unlock()
 	nat.table.flush()
+}
+
+// Rebind forces a NAT rebinding: it forgets every mapping, as Flush does,
+// and keeps the ports they had out of use until the next Rebind, so that
+// every host's next mapping gets a public port other than the one it had,
+// whatever the allocation policy. (The netns tier's Router.RebindPort
+// does the same to a Linux router by switching its port range.) If the
+// router's port range has no other port free, a new mapping fails and
+// its datagram is dropped (DropNoFreePort).
+func (nat *NAT) Rebind() {
+	nat.net.mu.Lock()
+	defer nat.net.mu.Unlock()
+	nat.table.rebind()
+}
+
+// SetAddr moves the router to public address addr on the network it sits
+// on, as a new DHCP lease or a carrier-grade NAT's reassignment does, and
+// forgets every mapping: each host's next outbound datagram leaves from
+// addr. Datagrams on their way to the old address are dropped
+// (DropNoRoute), and the old address is free for another host or router.
+// addr must be free on the router's network (ErrAddrInUse); the address
+// the router has already changes nothing.
+func (nat *NAT) SetAddr(addr netip.Addr) error {
+	n := nat.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if addr == nat.cfg.Addr {
+		return nil
+	}
+	if err := nat.parent.claimLocked(addr); err != nil {
+		return fmt.Errorf("NAT %s: SetAddr: %w", nat.name, err)
+	}
+	delete(nat.parent.members, nat.cfg.Addr)
+	nat.parent.members[addr] = nat
+	nat.cfg.Addr = addr
+	nat.table.flush()
+	nat.table.retired = nil
+	return nil
 }
 
 // Mappings returns the number of live mappings.
@@ -80,7 +133,7 @@ func (nat *NAT) outboundLocked(p *packet) {
 		n.dropLocked(p, nat.name, DropHairpin)
 		return
 	}
-	m := nat.table.outbound(p.src, p.dst, time.Now(), n.rand)
+	m := nat.table.outbound(p.src, p.dst, time.Now())
 	if m == nil {
 		n.dropLocked(p, nat.name, DropNoFreePort)
 		return
@@ -92,13 +145,17 @@ func (nat *NAT) outboundLocked(p *packet) {
 		nat.arriveLocked(p)
 		return
 	}
-	n.traverseLocked(nat.link, nat.name, p, nat.parent)
+	n.traverseLocked(nat.link, nat.name, &nat.rands, p, nat.parent)
 }
 
 // arriveLocked translates a datagram that reached the router's public
 // address and passes it to the private network, or drops it.
 func (nat *NAT) arriveLocked(p *packet) {
 	n := nat.net
+	if p.dst.Addr() != nat.cfg.Addr { // sent before SetAddr moved the router
+		n.dropLocked(p, nat.name, DropNoRoute)
+		return
+	}
 	m, why := nat.table.inbound(p.src, p.dst.Port(), time.Now())
 	if m == nil {
 		n.dropLocked(p, nat.name, why)

@@ -47,15 +47,21 @@ type PortAllocation int
 
 // The port allocation policies. The zero PortAllocation is invalid.
 const (
-	// PortPreserving uses the internal port when it is free, else the next
-	// free port above it (wrapping within PortMin..PortMax). Linux does
-	// this by default.
+	// PortPreserving uses the internal port when it is free, else a
+	// random one: the first free port from a random place in
+	// PortMin..PortMax, as Linux MASQUERADE does by default
+	// (nf_nat_l4proto_unique_tuple picks a random offset for source NAT).
+	// Linux needs only the whole tuple to be unique, so it also keeps the
+	// internal port when the port is taken by a mapping towards other
+	// destinations; netlab does not share ports (see NAT), and falls back
+	// to a random port then too.
 	PortPreserving PortAllocation = iota + 1
 	// PortSequential uses the next free port after the last one given,
 	// starting at PortMin.
 	PortSequential
-	// PortRandom draws the port from the network's random source (Linux
-	// MASQUERADE --random-fully).
+	// PortRandom draws the port at random (Linux MASQUERADE
+	// --random-fully), from a stream of the router's own for each
+	// internal endpoint (see Config.Seed).
 	PortRandom
 )
 
@@ -93,19 +99,34 @@ type NATConfig struct {
 	// keeps source ports of 1024 and up in that range).
 	PortMin, PortMax uint16
 
-	// Timeout is how long a mapping lives after the last datagram that
-	// refreshed it, once it has let a datagram in. Default 120 s (Linux
+	// Timeouts. A mapping keeps, for each remote endpoint its internal
+	// endpoint has sent to, a permission with a timer of its own, as Linux
+	// keeps one conntrack entry per flow; filtering lets in only what a
+	// live permission allows, and the mapping lives as long as one of its
+	// permissions does. A refreshing datagram sets a permission's timer
+	// to Timeout once the flow is assured, to UnrepliedTimeout before.
+	// A flow is assured, as Linux's IPS_ASSURED, when a datagram refreshes
+	// it after a reply has been seen and more than 2 s after its first
+	// datagram: one request and its reply (a STUN binding) leave the flow
+	// unassured, and its permission expires UnrepliedTimeout after.
+
+	// Timeout is how long an assured flow's permission lives after the
+	// last datagram that refreshed it. Default 120 s (Linux
 	// nf_conntrack_udp_timeout_stream; RFC 4787 REQ-5 asks for at least
 	// 2 min).
 	Timeout time.Duration
-	// UnrepliedTimeout is the same for a mapping that has let nothing in
-	// yet; 0 means Timeout. Default 30 s (Linux nf_conntrack_udp_timeout).
+	// UnrepliedTimeout is the same for a flow not yet assured; 0 means
+	// Timeout. Default 30 s (Linux nf_conntrack_udp_timeout).
 	UnrepliedTimeout time.Duration
-	// InboundRefresh makes inbound datagrams refresh a mapping too.
-	// Outbound datagrams always do (RFC 4787 REQ-6: outbound refresh MUST
-	// be true; inbound refresh MAY). Default false, the stricter choice:
-	// code that keeps its mappings alive here keeps them alive anywhere.
-	// Linux conntrack refreshes on both directions; set true to match it.
+	// InboundRefresh makes inbound datagrams refresh their flow's
+	// permission too. Outbound datagrams always do (RFC 4787 REQ-6:
+	// outbound refresh MUST be true; inbound refresh MAY). Default false,
+	// the stricter choice: code that keeps its mappings alive here keeps
+	// them alive anywhere. Linux conntrack refreshes on both directions;
+	// set true to match it. Either way an inbound datagram marks its flow
+	// replied, and one from an endpoint without a permission of its own
+	// (let in by EndpointIndependent or AddressDependent filtering) opens
+	// or refreshes nothing.
 	InboundRefresh bool
 
 	// Hairpinning lets a host behind the router reach another one behind

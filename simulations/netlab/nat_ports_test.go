@@ -34,11 +34,39 @@ func publicPorts(t *testing.T, seed uint64, mutate func(*netlab.NATConfig), from
 func TestPortAllocationSynctest(t *testing.T) {
 	t.Run("preserving", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			// Two hosts both use port 5000: the first keeps it, the second
-			// gets the next free port. A third port is kept as it is.
-			got := publicPorts(t, 1, nil, [][2]int{{0, 5000}, {1, 5000}, {0, 7000}})
-			if want := []uint16{5000, 5001, 7000}; !equal(got, want) {
-				t.Fatalf("public ports %v, want %v", got, want)
+			// Two hosts both use port 5000: the first keeps it; the second
+			// gets a random port, as from Linux's nf_nat (not 5001, the
+			// next one up). A third port is kept as it is.
+			ports := func(seed uint64) []uint16 {
+				return publicPorts(t, seed, nil, [][2]int{{0, 5000}, {1, 5000}, {0, 7000}, {2, 5000}})
+			}
+			a, b, c := ports(1), ports(1), ports(2)
+			if a[0] != 5000 || a[2] != 7000 {
+				t.Fatalf("public ports %v: want 5000 and 7000 preserved", a)
+			}
+			for _, p := range []uint16{a[1], a[3]} {
+				if p == 5000 || p == 5001 || p == 7000 || p < 1024 {
+					t.Fatalf("public ports %v: a taken port should fall back to a random one in 1024-65535", a)
+				}
+			}
+			if a[1]+1 == a[3] || a[1] == a[3] {
+				t.Fatalf("public ports %v: the fallbacks look sequential", a)
+			}
+			if !equal(a, b) {
+				t.Fatalf("seed 1 gave ports %v, then %v: the same seed must give the same ports", a, b)
+			}
+			if equal(a, c) {
+				t.Fatalf("seeds 1 and 2 both gave ports %v", a)
+			}
+		})
+	})
+	t.Run("preserving_within_a_small_range", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			got := publicPorts(t, 1, func(c *netlab.NATConfig) {
+				c.PortMin, c.PortMax = 20000, 20001
+			}, [][2]int{{0, 20001}, {1, 20001}})
+			if want := []uint16{20001, 20000}; !equal(got, want) {
+				t.Fatalf("public ports %v, want %v: the only other port in the range", got, want)
 			}
 		})
 	})

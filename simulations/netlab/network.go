@@ -2,7 +2,6 @@ package netlab
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -23,7 +22,7 @@ type Network struct {
 
 	mu     sync.Mutex
 	closed bool
-	rand   *rand.Rand
+	names  map[string]int // how many nodes took each name (see nameLocked)
 	hosts  []*Host
 	sched  scheduler
 	stats  counters
@@ -34,10 +33,7 @@ func New(cfg Config) (*Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Network{
-		cfg:  cfg,
-		rand: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-	}
+	n := &Network{cfg: cfg}
 	n.internet = &segment{net: n, members: make(map[netip.Addr]hop)}
 	return n, nil
 }
@@ -91,13 +87,16 @@ func (n *Network) addHost(seg *segment, addr netip.Addr, prefix string) (*Host, 
 	if err := seg.claimLocked(addr); err != nil {
 		return nil, err
 	}
+	name := n.nameLocked(prefix + addr.String())
 	h := &Host{
-		net:   n,
-		addr:  addr,
-		name:  prefix + addr.String(),
-		seg:   seg,
-		link:  n.cfg.Link,
-		conns: make(map[uint16]*Conn),
+		net:       n,
+		addr:      addr,
+		name:      name,
+		seg:       seg,
+		link:      n.cfg.Link,
+		rands:     flowRands{key: streamKey(n.cfg.Seed, tagLink, name)},
+		ephemeral: newStream(streamKey(n.cfg.Seed, tagEphemeral, name)),
+		conns:     make(map[uint16]*Conn),
 	}
 	seg.members[addr] = h
 	n.hosts = append(n.hosts, h)
@@ -113,17 +112,33 @@ func (n *Network) addNAT(seg *segment, cfg NATConfig, prefix string) (*NAT, erro
 	if err := seg.claimLocked(cfg.Addr); err != nil {
 		return nil, err
 	}
+	name := n.nameLocked(prefix + cfg.Addr.String())
 	nat := &NAT{
 		net:    n,
 		cfg:    cfg,
-		name:   prefix + cfg.Addr.String(),
+		name:   name,
 		parent: seg,
 		link:   n.cfg.Link,
-		table:  newTable(cfg),
+		rands:  flowRands{key: streamKey(n.cfg.Seed, tagLink, name)},
+		table:  newTable(cfg, streamKey(n.cfg.Seed, tagNATPorts, name)),
 	}
 	nat.inside = &segment{net: n, members: make(map[netip.Addr]hop), gateway: nat}
 	seg.members[cfg.Addr] = nat
 	return nat, nil
+}
+
+// nameLocked returns base, or base#2, base#3... if a node already took
+// it: a node at an address a router left (NAT.SetAddr) gets a name of its
+// own, for traces and for its random streams.
+func (n *Network) nameLocked(base string) string {
+	if n.names == nil {
+		n.names = make(map[string]int)
+	}
+	n.names[base]++
+	if k := n.names[base]; k > 1 {
+		return fmt.Sprintf("%s#%d", base, k)
+	}
+	return base
 }
 
 // hop is a place a datagram can arrive: a network (which routes it), a
@@ -162,9 +177,9 @@ func (s *segment) claimLocked(addr netip.Addr) error {
 func (s *segment) arriveLocked(p *packet) {
 	switch m := s.members[p.dst.Addr()].(type) {
 	case *Host:
-		s.net.traverseLocked(m.link, m.name, p, m)
+		s.net.traverseLocked(m.link, m.name, &m.rands, p, m)
 	case *NAT:
-		s.net.traverseLocked(m.link, m.name, p, m)
+		s.net.traverseLocked(m.link, m.name, &m.rands, p, m)
 	default:
 		if s.gateway != nil {
 			s.gateway.outboundLocked(p)
@@ -215,8 +230,9 @@ const (
 )
 
 // traverseLocked carries p over link l, run by node, to next: it may drop
-// p for size or loss, and delivers it now or after the link's delay.
-func (n *Network) traverseLocked(l Link, node string, p *packet, next hop) {
+// p for size or loss, and delivers it now or after the link's delay. Loss
+// and jitter draw from the stream of p's flow over the link, in rands.
+func (n *Network) traverseLocked(l Link, node string, rands *flowRands, p *packet, next hop) {
 	overhead := ipv4Overhead
 	if p.dst.Addr().Is6() {
 		overhead = ipv6Overhead
@@ -225,13 +241,19 @@ func (n *Network) traverseLocked(l Link, node string, p *packet, next hop) {
 		n.dropLocked(p, node, DropMTU)
 		return
 	}
-	if l.Loss > 0 && n.rand.Float64() < l.Loss {
-		n.dropLocked(p, node, DropLoss)
-		return
-	}
 	d := l.Latency
-	if l.Jitter > 0 {
-		d += time.Duration(n.rand.Int64N(int64(l.Jitter) + 1))
+	if l.Loss > 0 || l.Jitter > 0 {
+		r := rands.get(p.src, p.dst)
+		// A datagram takes both draws, lost or not, so that its delay
+		// does not depend on what the link did to the flow's earlier ones.
+		lost := l.Loss > 0 && r.Float64() < l.Loss
+		if l.Jitter > 0 {
+			d += time.Duration(r.Int64N(int64(l.Jitter) + 1))
+		}
+		if lost {
+			n.dropLocked(p, node, DropLoss)
+			return
+		}
 	}
 	if d <= 0 {
 		next.arriveLocked(p)

@@ -6,7 +6,7 @@ import "time"
 // of arrival, behind one time.Timer for the earliest. One timer for the
 // whole network, rather than one per datagram, keeps the order of arrivals
 // fixed: datagrams due at the same instant arrive in the order they were
-// sent, so the random source is drawn in the same order on every run.
+// sent.
 //
 // Every field is guarded by Network.mu. Each scheduled run of fire holds
 // one count of Network.wg, so Close can wait for a run already under way.
