@@ -285,15 +285,33 @@ func (o *overlay) write(l *overlayLink) {
 			o.apply(o.mem.HandleConnected(time.Now(), l.peer))
 		}
 	})
-	for frame := range l.queue {
-		if _, err := c.Write(frame); err != nil {
+	// The stream's context ends when its connection closes (a drained
+	// duplicate, an idle timeout): notice that at once, not at the next
+	// write, or the link would look up while every frame is lost.
+	var gone <-chan struct{}
+	if sc, ok := c.(*streamConn); ok {
+		gone = sc.s.Context().Done()
+	}
+	for {
+		select {
+		case frame, ok := <-l.queue:
+			if !ok {
+				c.(interface{ CloseWrite() error }).CloseWrite()
+				return
+			}
+			if _, err := c.Write(frame); err != nil {
+				o.post(func() { o.linkFailed(l) })
+				for range l.queue {
+				}
+				return
+			}
+		case <-gone:
 			o.post(func() { o.linkFailed(l) })
 			for range l.queue {
 			}
 			return
 		}
 	}
-	c.(interface{ CloseWrite() error }).CloseWrite()
 }
 
 // closeLink stops a link's writer after the frames already queued.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -60,9 +61,9 @@ func TestSynctestOverlay30Nodes(t *testing.T) {
 			}
 			nodes = append(nodes, n)
 		}
-		// Let joins and a few shuffles settle (virtual time).
-		time.Sleep(time.Minute)
-		checkViews(t, nodes, nil)
+		// Let joins and a few shuffles settle (virtual time): the views
+		// are checked once no exchange is in flight that could change them.
+		waitFor(t, "the overlay to form", func() bool { return checkViewsOK(nodes, nil) == nil })
 
 		live := slices.Clone(nodes)
 		broadcastToAll(t, live, "first")
@@ -113,6 +114,22 @@ func checkViewsOK(nodes []*mycelium.Node, dead map[mycelium.NodeID]bool) error {
 			}
 		}
 	}
+	// One component: a walk over active views from any node reaches all.
+	seen := map[mycelium.NodeID]bool{nodes[0].ID(): true}
+	queue := []mycelium.NodeID{nodes[0].ID()}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		for _, p := range active[id] {
+			if !seen[p] {
+				seen[p] = true
+				queue = append(queue, p)
+			}
+		}
+	}
+	if len(seen) != len(nodes) {
+		return fmt.Errorf("the overlay is split: %d of %d nodes reachable", len(seen), len(nodes))
+	}
 	return nil
 }
 
@@ -151,8 +168,22 @@ func broadcastToAll(t *testing.T, nodes []*mycelium.Node, payload string) {
 			}
 		}
 		if got != 1 {
-			t.Fatalf("node %d of %d delivered %q %d times, want once", i, len(nodes), payload, got)
+			st := nodes[i].Stats()
+			var views []string
+			for _, n := range nodes {
+				ns := n.Stats()
+				views = append(views, fmt.Sprintf("%s: active %v eager %d lazy %d dropped %d", n.ID().Short(), shortIDs(ns.Active), ns.Broadcast.Eager, ns.Broadcast.Lazy, ns.Counters.OverlayDropped))
+			}
+			t.Fatalf("node %d of %d (%s) delivered %q %d times, want once; its broadcast stats %+v\n%s", i, len(nodes), nodes[i].ID().Short(), payload, got, st.Broadcast, strings.Join(views, "\n"))
 		}
 	}
 	t.Logf("%q reached all %d nodes, LDH %d", payload, len(nodes), maxHops)
+}
+
+func shortIDs(ids []mycelium.NodeID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Short()
+	}
+	return out
 }
