@@ -20,9 +20,6 @@ const (
 	MsgShuffleReply   MsgType = 8 // the end of a SHUFFLE walk answers the origin
 )
 
-// numMsgTypes is one past the largest message type.
-const numMsgTypes = 9
-
 func (t MsgType) String() string {
 	switch t {
 	case MsgJoin:

@@ -3,6 +3,7 @@ package des
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // recordLen is the length of an event's canonical encoding before the
@@ -21,7 +22,7 @@ func (e *Engine) record(ev event, msg []byte) {
 	if e.hash == nil && e.cfg.Trace == nil {
 		return
 	}
-	b := e.rec[:0]
+	b := slices.Grow(e.rec[:0], recordLen)
 	b = binary.LittleEndian.AppendUint64(b, uint64(ev.at))
 	b = append(b, byte(ev.kind), byte(ev.layer))
 	b = binary.LittleEndian.AppendUint32(b, uint32(ev.node))
