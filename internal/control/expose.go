@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/internal/pipe"
 )
 
 // expose hands every stream for a service to a local TCP address.
@@ -111,7 +112,7 @@ func (s *Server) runExpose(e *expose) {
 			}
 			untrack := s.track(target)
 			defer untrack()
-			splice(stream, target)
+			pipe.Splice(stream, target)
 		}, stream)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/internal/pipe"
 )
 
 // forward carries each TCP connection accepted on a local port to a remote
@@ -128,7 +129,7 @@ func (s *Server) runForward(f *forward) {
 			}
 			untrack := s.track(stream)
 			defer untrack()
-			splice(c, stream)
+			pipe.Splice(c, stream)
 		}, c)
 	}
 }

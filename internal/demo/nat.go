@@ -11,6 +11,7 @@ import (
 
 	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
+	"github.com/mycelium-net/mycelium/internal/pipe"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
@@ -99,7 +100,7 @@ func checkNATs(ctx context.Context, _ []demoNode) Check {
 					in.(interface{ Reset() error }).Reset()
 					return
 				}
-				relay(in, out)
+				pipe.Splice(in, out)
 			})
 		}
 	})
@@ -144,32 +145,4 @@ func checkNATs(ctx context.Context, _ []demoNode) Check {
 	ch.Detail = fmt.Sprintf("A (MASQUERADE) -> P -> B (symmetric NAT): 64 KiB echoed; B's NAT mapped it to %v; a direct A -> B dial fails (%d datagrams filtered, %d NAT translations)",
 		bAddr, st.Dropped[netlab.DropFiltered], st.Translated)
 	return ch
-}
-
-// relay copies both ways between two streams, half-closing each direction
-// as it ends.
-func relay(x, y net.Conn) {
-	var wg sync.WaitGroup
-	half := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
-	wg.Go(func() { half(x, y) })
-	wg.Go(func() { half(y, x) })
-	wg.Wait()
-	x.Close()
-	y.Close()
 }

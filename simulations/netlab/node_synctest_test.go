@@ -2,7 +2,6 @@ package netlab_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
+	"github.com/mycelium-net/mycelium/internal/pipe"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
@@ -119,7 +119,7 @@ func TestSynctestNodesAcrossNATs(t *testing.T) {
 						in.Close()
 						return
 					}
-					relay(in, out)
+					pipe.Splice(in, out)
 				})
 			}
 		})
@@ -185,23 +185,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond) // virtual time
 	}
-}
-
-// relay copies both ways between two streams, half-closing each direction
-// as it ends.
-func relay(x, y net.Conn) {
-	var wg sync.WaitGroup
-	half := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
-	wg.Go(func() { half(x, y) })
-	wg.Go(func() { half(y, x) })
-	wg.Wait()
-	x.Close()
-	y.Close()
 }
 
 // TestSynctest50Nodes runs 50 real nodes for five minutes of virtual
