@@ -136,5 +136,5 @@ func (m *Machine) endWalk(n Peer) {
 		m.addPassive(n)
 		return
 	}
-	m.startRequest(n, true)
+	m.startRequest(n, true, false)
 }

@@ -54,6 +54,17 @@ type Machine struct {
 	contact    Peer // the last contact given to Join, for a rejoin when alone
 	hasContact bool
 
+	// starved counts shuffle ticks in a row that found the active view
+	// neither empty nor full; at StarveTicks*starveBackoff the next
+	// NEIGHBOR goes out with high priority (escalate). isolated counts
+	// those that found the passive view not full; at
+	// StarveTicks*isolatedBackoff the contact is asked (see checkStarved).
+	starved         int
+	starveBackoff   int
+	escalate        bool
+	isolated        int
+	isolatedBackoff int
+
 	shuffleArmed bool
 	shuffleSeq   uint64
 	// shuffleSent are the peers our outstanding SHUFFLE carried; a reply
@@ -69,12 +80,13 @@ type Machine struct {
 
 // request is a JOIN or NEIGHBOR of ours awaiting its reply.
 type request struct {
-	peer Peer
-	join bool   // a JOIN to our contact, not a NEIGHBOR
-	walk bool   // a NEIGHBOR at the end of a FORWARD_JOIN walk: always high priority
-	seq  uint64 // matches the request's timer
-	sent bool   // the message is out; we wait for the reply
-	high bool   // a NEIGHBOR sent with high priority
+	peer  Peer
+	join  bool   // a JOIN to our contact, not a NEIGHBOR
+	walk  bool   // a NEIGHBOR at the end of a FORWARD_JOIN walk: always high priority
+	force bool   // a NEIGHBOR to the contact from a node that seems isolated: high priority
+	seq   uint64 // matches the request's timer
+	sent  bool   // the message is out; we wait for the reply
+	high  bool   // a NEIGHBOR sent with high priority
 }
 
 // link is a link this machine asked for with Connect.
@@ -106,6 +118,9 @@ func New(self Peer, cfg Config, rng *rand.Rand) (*Machine, error) {
 		pending:  make(map[identity.NodeID]*request),
 		links:    make(map[identity.NodeID]*link),
 		rejected: make(map[identity.NodeID]struct{}),
+
+		starveBackoff:   1,
+		isolatedBackoff: 1,
 	}, nil
 }
 

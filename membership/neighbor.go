@@ -83,9 +83,11 @@ func (m *Machine) addPassive(p Peer) {
 }
 
 // startRequest asks p to become a neighbour with NEIGHBOR, over a fresh
-// link. walk marks the request at the end of a FORWARD_JOIN walk.
-func (m *Machine) startRequest(p Peer, walk bool) {
-	r := &request{peer: p.clone(), walk: walk, seq: m.nextSeq()}
+// link. walk marks the request at the end of a FORWARD_JOIN walk, force
+// one to the contact from a node that seems isolated (see checkStarved);
+// both go out with high priority.
+func (m *Machine) startRequest(p Peer, walk, force bool) {
+	r := &request{peer: p.clone(), walk: walk, force: force, seq: m.nextSeq()}
 	m.pending[p.ID] = r
 	m.stats.NeighborRequests++
 	if l := m.linkFor(p); l.up {
@@ -95,9 +97,10 @@ func (m *Machine) startRequest(p Peer, walk bool) {
 }
 
 // sendRequest sends r's message over its link, now up. A NEIGHBOR's
-// priority is decided now: high at the end of a walk, or when our active
+// priority is decided now: high at the end of a walk, when our active
 // view is empty and no other high-priority request is out (so a node
-// alone forces its way back in once, and asks politely for the rest).
+// alone forces its way back in once, and asks politely for the rest), or
+// once after starving (see checkStarved).
 func (m *Machine) sendRequest(r *request) {
 	r.sent = true
 	if r.join {
@@ -105,8 +108,12 @@ func (m *Machine) sendRequest(r *request) {
 		return
 	}
 	prio := PriorityLow
-	if r.walk || (m.active.empty() && !m.highOut()) {
+	switch {
+	case r.walk || r.force || (m.active.empty() && !m.highOut()):
 		prio = PriorityHigh
+	case m.escalate:
+		prio = PriorityHigh
+		m.escalate = false
 	}
 	r.high = prio == PriorityHigh
 	m.send(r.peer, Message{Type: MsgNeighbor, Priority: prio, Peer: m.self})
@@ -116,7 +123,7 @@ func (m *Machine) sendRequest(r *request) {
 // order does not matter: the answer is a boolean.
 func (m *Machine) highOut() bool {
 	for _, r := range m.pending {
-		if r.sent && r.high && !r.walk {
+		if r.sent && r.high && !r.walk && !r.force {
 			return true
 		}
 	}
@@ -149,7 +156,7 @@ func (m *Machine) fill() {
 		if !ok {
 			return
 		}
-		m.startRequest(c, false)
+		m.startRequest(c, false, false)
 	}
 }
 

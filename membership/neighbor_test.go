@@ -195,3 +195,70 @@ func TestAcceptOfActiveLinkFailure(t *testing.T) {
 		t.Fatalf("active %v", got)
 	}
 }
+
+// TestStarvedNodeEscalates: a node left with a free active slot that every
+// peer refuses sends one high-priority NEIGHBOR after StarveTicks shuffle
+// ticks, then waits twice as long for the next; a full view resets the
+// wait; StarveTicks 0 never escalates.
+func TestStarvedNodeEscalates(t *testing.T) {
+	// tick runs one shuffle tick, answers the NEIGHBOR it starts to n3
+	// with a reject, and returns that NEIGHBOR's priority.
+	tick := func(t *testing.T, m *Machine, shuffle *Timer, now time.Time) Priority {
+		t.Helper()
+		outs := m.HandleTimer(now, *shuffle)
+		*shuffle, _ = timerOf(t, outs, TimerShuffle)
+		if got := describeAll(outs); !slices.Contains(got, "Connect(n3)") {
+			t.Fatalf("tick: %q, want a request to n3", got)
+		}
+		_, msg := sent(t, m.HandleConnected(now, testID(3)))
+		if msg.Type != MsgNeighbor {
+			t.Fatalf("sent %v, want NEIGHBOR", msg.Type)
+		}
+		want(t, m.HandleMessage(now, testID(3), enc(t, Message{Type: MsgNeighborReject})), "Disconnect(n3)")
+		return msg.Priority
+	}
+	highTicks := func(t *testing.T, m *Machine, shuffle *Timer, from, n int) []int {
+		var high []int
+		for i := from; i < from+n; i++ {
+			if tick(t, m, shuffle, t0.Add(time.Duration(i)*time.Minute)) == PriorityHigh {
+				high = append(high, i)
+			}
+		}
+		return high
+	}
+
+	t.Run("default", func(t *testing.T) {
+		m, shuffle := machineWith(t, DefaultConfig(), []int{2}, []int{3})
+		if got := highTicks(t, m, &shuffle, 1, 10); !slices.Equal(got, []int{3, 9}) {
+			t.Fatalf("high-priority NEIGHBORs at ticks %v, want [3 9] (after 3 ticks, then after 6)", got)
+		}
+		if s := m.Stats(); s.Escalations != 2 || s.NeighborRejected != 10 {
+			t.Fatalf("Escalations %d, NeighborRejected %d, want 2 and 10", s.Escalations, s.NeighborRejected)
+		}
+		// Filled up: the next tick resets the backoff.
+		for n := 4; n <= 7; n++ {
+			m.HandleMessage(t0, testID(n), enc(t, Message{Type: MsgNeighbor, Peer: testPeer(n)}))
+		}
+		if len(m.Active()) != 5 {
+			t.Fatalf("active %v, want 5 peers", activeNames(m))
+		}
+		outs := m.HandleTimer(t0.Add(11*time.Minute), shuffle)
+		shuffle, _ = timerOf(t, outs, TimerShuffle)
+		m.HandleDisconnected(t0.Add(11*time.Minute), testID(4)) // repair asks n3, politely
+		if _, msg := sent(t, m.HandleConnected(t0, testID(3))); msg.Priority != PriorityLow {
+			t.Fatal("repair of a view that is not empty asked with high priority")
+		}
+		want(t, m.HandleMessage(t0, testID(3), enc(t, Message{Type: MsgNeighborReject})), "Disconnect(n3)")
+		if got := highTicks(t, m, &shuffle, 12, 3); !slices.Equal(got, []int{14}) {
+			t.Fatalf("after a full view, high-priority NEIGHBORs at ticks %v, want [14]", got)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.StarveTicks = 0
+		m, shuffle := machineWith(t, cfg, []int{2}, []int{3})
+		if got := highTicks(t, m, &shuffle, 1, 20); len(got) != 0 {
+			t.Fatalf("high-priority NEIGHBORs at ticks %v with StarveTicks 0", got)
+		}
+	})
+}

@@ -28,11 +28,12 @@ func (m *Machine) scheduleShuffle() {
 }
 
 // onShuffleTick: forget who refused us, rejoin through the last contact
-// if we know nobody at all, fill free active slots from the passive view,
-// and start a SHUFFLE.
+// if we know nobody at all, escalate if starved too long, fill free active
+// slots from the passive view, and start a SHUFFLE.
 func (m *Machine) onShuffleTick() {
 	m.scheduleShuffle()
 	clear(m.rejected)
+	m.checkStarved()
 	if m.active.empty() && m.passive.empty() && !m.join.on && m.hasContact {
 		m.stats.Rejoins++
 		m.startJoin(m.contact, 0)
@@ -40,6 +41,56 @@ func (m *Machine) onShuffleTick() {
 	m.fill()
 	if !m.active.empty() {
 		m.startShuffle()
+	}
+}
+
+// checkStarved runs at each shuffle tick, before fill (Config.StarveTicks).
+//
+// It counts the ticks that find a free active slot. An empty view needs
+// no escalation (its requests already go out with high priority); a full
+// one resets the count and the backoff. After StarveTicks*starveBackoff
+// such ticks in a row the next NEIGHBOR is sent with high priority and
+// the backoff doubles, so that a node which keeps a free slot only
+// because every full node refuses it does not evict others' neighbours
+// more than once per few minutes.
+//
+// It also counts the ticks that find the passive view short of full while
+// the contact is not a neighbour. After StarveTicks*isolatedBackoff of
+// them the contact gets a high-priority NEIGHBOR: the one way out of a
+// small component whose members know only each other.
+func (m *Machine) checkStarved() {
+	if m.cfg.StarveTicks == 0 {
+		return
+	}
+	switch {
+	case m.active.empty():
+		m.starved = 0
+	case m.active.full():
+		m.starved, m.starveBackoff, m.escalate = 0, 1, false
+	default:
+		m.starved++
+		if m.starved >= m.cfg.StarveTicks*m.starveBackoff {
+			m.starved = 0
+			m.starveBackoff = min(2*m.starveBackoff, MaxStarveBackoff)
+			m.escalate = true
+			m.stats.Escalations++
+		}
+	}
+
+	c := m.contact.ID
+	switch {
+	case m.passive.full():
+		m.isolated, m.isolatedBackoff = 0, 1
+	case !m.hasContact || m.active.empty() || m.active.has(c) || m.pending[c] != nil:
+		m.isolated = 0
+	default:
+		m.isolated++
+		if m.isolated >= m.cfg.StarveTicks*m.isolatedBackoff && len(m.pending) < MaxPendingRequests {
+			m.isolated = 0
+			m.isolatedBackoff = min(2*m.isolatedBackoff, MaxStarveBackoff)
+			m.stats.ContactRequests++
+			m.startRequest(m.contact, false, true)
+		}
 	}
 }
 

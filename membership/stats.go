@@ -9,6 +9,8 @@ type Stats struct {
 	Joins           uint64 // Join calls
 	JoinRetries     uint64 // JOINs sent again after JoinTimeout
 	Rejoins         uint64 // JOINs to the last contact after the node found itself alone
+	Escalations     uint64 // NEIGHBORs made high priority after starving (Config.StarveTicks)
+	ContactRequests uint64 // high-priority NEIGHBORs to the contact from a node that seemed isolated
 	JoinsAccepted   uint64 // JOINs this node accepted as a contact
 	ForwardJoinEnds uint64 // FORWARD_JOIN walks that ended here
 

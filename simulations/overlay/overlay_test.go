@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mycelium-net/mycelium/membership"
 )
 
 func run(t *testing.T, sc Scenario) *Result {
@@ -78,6 +80,33 @@ func TestFailureHeals(t *testing.T) {
 	}
 	if r.PerBcast[len(r.PerBcast)-1].Reliability != 1 {
 		t.Errorf("last broadcast reliability %v, want 1", r.PerBcast[len(r.PerBcast)-1].Reliability)
+	}
+}
+
+// TestFastJoinsLeaveNoIsland: 3,000 nodes joining 3 ms apart. With
+// seed 4 the paper's protocol alone (StarveTicks 0) leaves an island of
+// 16 nodes whose active views are full of each other and whose passive
+// views know nobody outside; the contact request of a node whose passive
+// view cannot fill (membership.Config.StarveTicks) joins it back.
+func TestFastJoinsLeaveNoIsland(t *testing.T) {
+	sc := DefaultScenario()
+	sc.Nodes, sc.Seed, sc.Join, sc.Broadcasts = 3000, 4, Duration(9*time.Second), 1
+	sc.Duration = Duration(3 * time.Minute)
+
+	off := membership.DefaultConfig()
+	off.StarveTicks = 0
+	r, err := Run(context.Background(), sc, Options{Membership: &off})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Connected {
+		t.Fatal("without escalation the overlay is connected: this seed no longer shows the island, pick another")
+	}
+	t.Logf("StarveTicks 0: %d components, islands %v", r.Overlay.Components, r.Overlay.Islands)
+
+	r = run(t, sc)
+	if !r.Connected || !r.Invariants.OK {
+		t.Fatalf("default config: connected %v (islands %v), invariants %+v", r.Connected, r.Overlay.Islands, r.Invariants)
 	}
 }
 
