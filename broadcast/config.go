@@ -76,6 +76,20 @@ type Config struct {
 	// Unit: IDs; default 4096 (guess).
 	MaxMissing int
 
+	// CatchUpWindow: a new neighbour is sent one IHAVE announcing the
+	// messages this node received within the last CatchUpWindow (at most
+	// CatchUpMax of them, newest first), so that a node that changed
+	// neighbours while a message was passing, or whose parent died before
+	// anyone noticed, grafts what it missed. Not in the paper. Unit:
+	// duration; default 30 s (guess: the QUIC idle timeout, the longest
+	// a dead neighbour goes unnoticed). Zero turns it off. Must be below
+	// CacheTTL, so a neighbour still remembers what it already delivered.
+	CatchUpWindow time.Duration
+
+	// CatchUpMax bounds the announcements of a catch-up IHAVE. Unit:
+	// announcements, 0..MaxIHaveBatch; default 64 (guess).
+	CatchUpMax int
+
 	// SweepInterval is how often expired cache entries are swept out
 	// (they are also checked on every access). Unit: duration; default
 	// 5 s (guess).
@@ -96,6 +110,8 @@ func DefaultConfig() Config {
 		MaxPayload:            MaxPayload,
 		MaxMissing:            4096,
 		SweepInterval:         5 * time.Second,
+		CatchUpWindow:         30 * time.Second,
+		CatchUpMax:            64,
 	}
 }
 
@@ -122,6 +138,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CacheBytes %d is below MaxPayload %d", ErrBadConfig, c.CacheBytes, c.MaxPayload)
 	case c.MaxMissing < 1:
 		return fmt.Errorf("%w: MaxMissing %d must be positive", ErrBadConfig, c.MaxMissing)
+	case c.CatchUpWindow < 0 || c.CatchUpWindow >= c.CacheTTL:
+		return fmt.Errorf("%w: CatchUpWindow %v, want 0 up to CacheTTL %v", ErrBadConfig, c.CatchUpWindow, c.CacheTTL)
+	case c.CatchUpMax < 0 || c.CatchUpMax > c.MaxIHaveBatch:
+		return fmt.Errorf("%w: CatchUpMax %d, want 0..MaxIHaveBatch (%d)", ErrBadConfig, c.CatchUpMax, c.MaxIHaveBatch)
 	case c.SweepInterval <= 0:
 		return fmt.Errorf("%w: SweepInterval %v must be positive", ErrBadConfig, c.SweepInterval)
 	}

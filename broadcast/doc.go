@@ -147,4 +147,11 @@
 //     changes no set and is never pruned (the paper assumes membership
 //     events are seen at both ends at once).
 //   - NeighborUp for a known lazy peer makes it eager again.
+//   - Catch-up: a new neighbour gets one IHAVE announcing the messages
+//     received within CatchUpWindow (at most CatchUpMax). The paper has a
+//     message in flight lost when the link it was on is replaced: the old
+//     neighbour pushed it over a link now gone, and the new one announces
+//     only what it receives later. Found by a 30-node test on the real
+//     stack, where a node changed neighbours while a broadcast passed and
+//     never delivered it.
 package broadcast

@@ -24,12 +24,22 @@ type Machine struct {
 	missing map[MessageID]*missingMsg
 	// pending holds each peer's queued IHAVE announcements.
 	pending map[identity.NodeID][]Announcement
+	// recent is a ring of the last CatchUpMax messages received, for the
+	// catch-up IHAVE to a new neighbour; next is where the next goes.
+	recent     []recentMsg
+	recentNext int
 
 	gen      uint64 // last timer generation handed out
 	flushGen uint64 // generation of the armed flush timer, 0 if none
 	sweepGen uint64 // generation of the armed sweep timer, 0 if none
 	lastSeq  uint64
 	stats    Stats
+}
+
+// recentMsg is a message received at a time, for catch-up.
+type recentMsg struct {
+	id MessageID
+	at time.Time
 }
 
 // New returns a Machine for the node self. New calls cfg.Validate.
@@ -94,14 +104,53 @@ func (m *Machine) Broadcast(now time.Time, topic string, payload []byte) (Messag
 }
 
 // HandleNeighborUp adds peer as an eager push peer (Algorithm 1,
-// NeighborUp). A peer already known becomes eager.
+// NeighborUp). A peer already known becomes eager. A peer that was not a
+// neighbour is sent a catch-up IHAVE (Config.CatchUpWindow).
 func (m *Machine) HandleNeighborUp(now time.Time, peer identity.NodeID) []Output {
 	if peer == m.self || peer.IsZero() {
 		return nil
 	}
+	known := m.isNeighbor(peer)
 	delete(m.lazy, peer)
 	m.eager[peer] = struct{}{}
-	return nil
+	if known {
+		return nil
+	}
+	return m.catchUp(now, nil, peer)
+}
+
+// remember notes a message just received for later catch-ups.
+func (m *Machine) remember(now time.Time, id MessageID) {
+	if m.cfg.CatchUpMax == 0 || m.cfg.CatchUpWindow == 0 {
+		return
+	}
+	if len(m.recent) < m.cfg.CatchUpMax {
+		m.recent = append(m.recent, recentMsg{id, now})
+		return
+	}
+	m.recent[m.recentNext] = recentMsg{id, now}
+	m.recentNext = (m.recentNext + 1) % len(m.recent)
+}
+
+// catchUp announces to peer, newest first, the messages received within
+// CatchUpWindow that are still cached. The peer grafts those it lacks
+// after MissingTimeout, as for any IHAVE.
+func (m *Machine) catchUp(now time.Time, out []Output, peer identity.NodeID) []Output {
+	var anns []Announcement
+	for i := range m.recent {
+		r := m.recent[(m.recentNext-1-i+2*len(m.recent))%len(m.recent)]
+		if now.Sub(r.at) > m.cfg.CatchUpWindow {
+			break
+		}
+		if e, ok := m.cache.get(now, r.id); ok {
+			anns = append(anns, Announcement{ID: r.id, Round: nextRound(e.hops)})
+		}
+	}
+	if len(anns) == 0 {
+		return out
+	}
+	m.stats.CatchUps++
+	return m.sendIHave(out, peer, anns)
 }
 
 // HandleNeighborDown forgets peer: it leaves both sets, its queued

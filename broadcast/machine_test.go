@@ -530,3 +530,37 @@ func TestMissingBound(t *testing.T) {
 		t.Fatalf("missing=%d full=%d", s.Missing, s.Drops.MissingFull)
 	}
 }
+
+// TestCatchUp: a new neighbour is sent one IHAVE announcing, newest first,
+// the messages received within CatchUpWindow (at most CatchUpMax); a
+// neighbour already known gets none; the peer grafts what it lacks.
+func TestCatchUp(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CatchUpMax = 3
+	h := newHarness(t, cfg, pA)
+	h.recv(pA, gossip(pD, 0, 4, "old"))
+	h.advance(cfg.CatchUpWindow) // "old" is now at the window's edge
+	for i := range 4 {
+		h.recv(pA, gossip(pD, uint64(1+i), uint16(1+i), "m"))
+	}
+	// Four recent messages, at most three announced, newest first.
+	h.expect(h.m.HandleNeighborUp(h.now, pB), "send B IHAVE r=5,4,3")
+	h.expect(h.m.HandleNeighborUp(h.now, pB)) // already a neighbour
+	if s := h.m.Stats(); s.CatchUps != 1 {
+		t.Fatalf("CatchUps = %d", s.CatchUps)
+	}
+	h.advance(cfg.CatchUpWindow + time.Nanosecond)
+	h.expect(h.m.HandleNeighborUp(h.now, pC)) // all too old
+
+	// The receiving side grafts a message it lacks.
+	r := newHarness(t, cfg)
+	r.expect(r.m.HandleNeighborUp(r.now, pB)) // it has nothing to announce
+	g := gossip(pD, 1, 1, "m")
+	r.expect(r.recv(pB, IHave{Announcements: []Announcement{{ID: g.ID(), Round: 2}}}), "timer +1s missing")
+	r.expect(r.fire(timerMissing), "send B GRAFT r=2", "timer +500ms missing")
+
+	cfg.CatchUpWindow = 0
+	off := newHarness(t, cfg, pA)
+	off.recv(pA, gossip(pD, 0, 1, "m"))
+	off.expect(off.m.HandleNeighborUp(off.now, pB))
+}

@@ -90,6 +90,7 @@ func (m *Machine) onGossip(now time.Time, from identity.NodeID, g *Gossip) []Out
 func (m *Machine) accept(now time.Time, out []Output, id MessageID, g *Gossip, from identity.NodeID, hops uint16) []Output {
 	e := &cacheEntry{origin: g.Origin, seq: g.Seq, topic: g.Topic, payload: g.Payload, hops: hops, parent: from}
 	m.cache.add(now, id, e)
+	m.remember(now, id)
 	m.stats.Delivered++
 	out = append(out, Deliver{ID: id, Topic: g.Topic, Payload: g.Payload, Origin: g.Origin, From: from, Hops: int(hops)})
 

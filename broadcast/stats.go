@@ -32,6 +32,9 @@ type Stats struct {
 	// MissingGaveUp counts announced messages never received: every
 	// announcer was grafted without an answer.
 	MissingGaveUp uint64
+	// CatchUps counts the catch-up IHAVEs sent to new neighbours
+	// (Config.CatchUpWindow).
+	CatchUps uint64
 
 	// Drops counts what was thrown away, by reason.
 	Drops Drops

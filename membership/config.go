@@ -63,22 +63,25 @@ type Config struct {
 	// each escalation, up to MaxStarveBackoff times StarveTicks. Default
 	// 3; 0 turns both off.
 	//
-	// A node whose active view is neither empty nor full at each of those
-	// ticks (every polite request refused) sends its next NEIGHBOR with
-	// high priority, which the peer must accept, evicting one of its own;
-	// a full active view resets the wait. A node whose passive view is
-	// not full at each of those ticks, while its contact (see Join) is
-	// not its neighbour, sends the contact a high-priority NEIGHBOR; a
-	// full passive view resets that wait. With 10,000 nodes joining 3 ms
-	// apart, some ended up in islands of 2 to 16 nodes that held only each
-	// other: the small ones with free active slots that every full node
-	// outside refused, the larger ones with full active views and passive
-	// views that could never fill, as they knew nobody outside. In a large
-	// overlay a passive view fills within a few shuffles; one that cannot
-	// fill says its component has fewer than ActiveSize+PassiveSize+1
-	// nodes, which is only normal in an overlay that small (there the
-	// contact is usually a neighbour already, and the backoff keeps the
-	// cost to one request every few minutes).
+	// A node whose active view is at most half full (and not empty) at
+	// each of those ticks, every polite request refused, sends its next
+	// NEIGHBOR with high priority, which the peer must accept, evicting
+	// one of its own; a full active view resets the wait. A node whose
+	// passive view is not full at each of those ticks, while its contact
+	// (see Join) is not its neighbour, probes the contact: a SHUFFLE that
+	// the contact answers with a sample of its passive view. If the
+	// sample names nobody the node knows, it sends one of them a
+	// high-priority NEIGHBOR; a full passive view resets the wait.
+	//
+	// Why: with 3,000 or 10,000 nodes joining 3 ms apart, some ended up
+	// in islands of 2 to 16 nodes that held only each other, the small
+	// ones with free active slots that every full node outside refused,
+	// the larger ones with full active views and passive views that could
+	// not fill, as they knew nobody outside. In a large overlay a passive
+	// view fills within a few shuffles; one that cannot says the node's
+	// component is smaller than ActiveSize+PassiveSize+1 nodes, which is
+	// normal only in a small overlay, and there the contact's sample
+	// names peers the node knows.
 	StarveTicks int
 
 	// NeighborTimeout is how long a NEIGHBOR request waits, from the

@@ -193,15 +193,16 @@
 //     failed peer, as in the paper, is not kept as passive, but a peer
 //     whose link merely closed during our request is.
 //  12. Two escalations the paper does not have (Config.StarveTicks): a node
-//     whose active view stays neither empty nor full for StarveTicks
-//     shuffle ticks sends its next NEIGHBOR with high priority; a node
-//     whose passive view stays short of full for as long, while its
-//     contact is not a neighbour, sends the contact a high-priority
-//     NEIGHBOR. Both back off to MaxStarveBackoff times StarveTicks. They
-//     join back the small islands that fast joins can leave, which the
-//     paper's protocol never repairs. A partition of two large components
-//     is still not merged: nothing tells a node of one that the other
-//     exists.
+//     whose active view stays at most half full for StarveTicks shuffle
+//     ticks sends its next NEIGHBOR with high priority; a node whose
+//     passive view stays short of full for as long, while its contact is
+//     not a neighbour, asks the contact for a sample (a SHUFFLE with TTL
+//     zero) and, if it knows none of the peers named, sends one of them a
+//     high-priority NEIGHBOR. Both back off to MaxStarveBackoff times
+//     StarveTicks. They join back the small islands that fast joins can
+//     leave, which the paper's protocol never repairs. A partition into
+//     two large components is still not merged: nothing tells a node of
+//     one that the other exists.
 //  13. Resources are bounded: MaxPendingRequests (a walk that ends here
 //     beyond it leaves the new node passive), MaxOneShotLinks,
 //     MaxQueuedPerLink, and the size limits of the wire format.

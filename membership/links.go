@@ -69,14 +69,14 @@ func (m *Machine) sendOneShot(to Peer, msg Message) {
 		return
 	}
 	l = m.linkFor(to)
-	l.queue = append(l.queue, b)
+	l.queue = append(l.queue, queued{msg.Type, b})
 }
 
-// flushQueue emits the Sends queued on l. Only SHUFFLE_REPLYs are queued.
+// flushQueue emits the Sends queued on l.
 func (m *Machine) flushQueue(l *link) {
-	for _, b := range l.queue {
-		m.stats.Out.add(MsgShuffleReply)
-		m.emit(Send{To: l.peer.clone(), Msg: b})
+	for _, q := range l.queue {
+		m.stats.Out.add(q.typ)
+		m.emit(Send{To: l.peer.clone(), Msg: q.b})
 	}
 	l.queue = nil
 }

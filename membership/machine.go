@@ -64,6 +64,7 @@ type Machine struct {
 	escalate        bool
 	isolated        int
 	isolatedBackoff int
+	probeOut        bool // a contact probe's SHUFFLE is out (see probeContact)
 
 	shuffleArmed bool
 	shuffleSeq   uint64
@@ -83,17 +84,24 @@ type request struct {
 	peer  Peer
 	join  bool   // a JOIN to our contact, not a NEIGHBOR
 	walk  bool   // a NEIGHBOR at the end of a FORWARD_JOIN walk: always high priority
-	force bool   // a NEIGHBOR to the contact from a node that seems isolated: high priority
+	force bool   // a NEIGHBOR from a node that seems isolated (see onProbeReply): high priority
 	seq   uint64 // matches the request's timer
 	sent  bool   // the message is out; we wait for the reply
 	high  bool   // a NEIGHBOR sent with high priority
+}
+
+// queued is an encoded one-shot message (a SHUFFLE_REPLY, or the SHUFFLE
+// of a contact probe) waiting for its link.
+type queued struct {
+	typ MsgType
+	b   []byte
 }
 
 // link is a link this machine asked for with Connect.
 type link struct {
 	peer  Peer
 	up    bool     // HandleConnected came
-	queue [][]byte // SHUFFLE_REPLYs to send once it is up
+	queue []queued // one-shot messages to send once it is up
 }
 
 // New returns a machine for the node self. It emits nothing until Join or
@@ -217,7 +225,7 @@ func (m *Machine) HandleMessage(now time.Time, from identity.NodeID, msg []byte)
 	case MsgShuffle:
 		m.onShuffle(from, dm)
 	case MsgShuffleReply:
-		m.onShuffleReply(dm)
+		m.onShuffleReply(from, dm)
 	}
 	return m.end()
 }

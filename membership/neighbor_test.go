@@ -196,10 +196,11 @@ func TestAcceptOfActiveLinkFailure(t *testing.T) {
 	}
 }
 
-// TestStarvedNodeEscalates: a node left with a free active slot that every
-// peer refuses sends one high-priority NEIGHBOR after StarveTicks shuffle
-// ticks, then waits twice as long for the next; a full view resets the
-// wait; StarveTicks 0 never escalates.
+// TestStarvedNodeEscalates: a node whose active view stays at most half
+// full, every peer refusing it, sends one high-priority NEIGHBOR after
+// StarveTicks shuffle ticks, then waits twice as long for the next; a
+// full view resets the wait; a view more than half full never escalates;
+// StarveTicks 0 never escalates.
 func TestStarvedNodeEscalates(t *testing.T) {
 	// tick runs one shuffle tick, answers the NEIGHBOR it starts to n3
 	// with a reject, and returns that NEIGHBOR's priority.
@@ -249,8 +250,13 @@ func TestStarvedNodeEscalates(t *testing.T) {
 			t.Fatal("repair of a view that is not empty asked with high priority")
 		}
 		want(t, m.HandleMessage(t0, testID(3), enc(t, Message{Type: MsgNeighborReject})), "Disconnect(n3)")
-		if got := highTicks(t, m, &shuffle, 12, 3); !slices.Equal(got, []int{14}) {
-			t.Fatalf("after a full view, high-priority NEIGHBORs at ticks %v, want [14]", got)
+		if got := highTicks(t, m, &shuffle, 12, 10); len(got) != 0 {
+			t.Fatalf("4 of 5 neighbours: high-priority NEIGHBORs at ticks %v, want none", got)
+		}
+		m.HandleDisconnected(t0.Add(22*time.Minute), testID(5))
+		m.HandleDisconnected(t0.Add(22*time.Minute), testID(6))
+		if got := highTicks(t, m, &shuffle, 23, 3); !slices.Equal(got, []int{25}) {
+			t.Fatalf("2 of 5 neighbours after a full view: high-priority NEIGHBORs at ticks %v, want [25]", got)
 		}
 	})
 	t.Run("off", func(t *testing.T) {

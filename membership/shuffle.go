@@ -46,18 +46,18 @@ func (m *Machine) onShuffleTick() {
 
 // checkStarved runs at each shuffle tick, before fill (Config.StarveTicks).
 //
-// It counts the ticks that find a free active slot. An empty view needs
-// no escalation (its requests already go out with high priority); a full
-// one resets the count and the backoff. After StarveTicks*starveBackoff
-// such ticks in a row the next NEIGHBOR is sent with high priority and
-// the backoff doubles, so that a node which keeps a free slot only
-// because every full node refuses it does not evict others' neighbours
-// more than once per few minutes.
+// It counts the ticks that find the active view at most half full. An
+// empty view needs no escalation (its requests already go out with high
+// priority); a full one resets the count and the backoff. After
+// StarveTicks*starveBackoff such ticks in a row the next NEIGHBOR is sent
+// with high priority and the backoff doubles. A node with more than half
+// its slots filled is well connected and asks politely, as in the paper:
+// were it to escalate, the neighbour it evicts would be one short in turn
+// and the eviction would travel the overlay.
 //
 // It also counts the ticks that find the passive view short of full while
-// the contact is not a neighbour. After StarveTicks*isolatedBackoff of
-// them the contact gets a high-priority NEIGHBOR: the one way out of a
-// small component whose members know only each other.
+// the contact is not a neighbour; after StarveTicks*isolatedBackoff of
+// them it probes the contact (probeContact).
 func (m *Machine) checkStarved() {
 	if m.cfg.StarveTicks == 0 {
 		return
@@ -67,6 +67,8 @@ func (m *Machine) checkStarved() {
 		m.starved = 0
 	case m.active.full():
 		m.starved, m.starveBackoff, m.escalate = 0, 1, false
+	case 2*m.active.len() > m.cfg.ActiveSize:
+		m.starved = 0
 	default:
 		m.starved++
 		if m.starved >= m.cfg.StarveTicks*m.starveBackoff {
@@ -85,13 +87,48 @@ func (m *Machine) checkStarved() {
 		m.isolated = 0
 	default:
 		m.isolated++
-		if m.isolated >= m.cfg.StarveTicks*m.isolatedBackoff && len(m.pending) < MaxPendingRequests {
+		if m.isolated >= m.cfg.StarveTicks*m.isolatedBackoff {
 			m.isolated = 0
 			m.isolatedBackoff = min(2*m.isolatedBackoff, MaxStarveBackoff)
-			m.stats.ContactRequests++
-			m.startRequest(m.contact, false, true)
+			m.probeContact()
 		}
 	}
+}
+
+// probeContact sends the contact a SHUFFLE with TTL 0, which it answers
+// itself with a sample of its passive view. A passive view that does not
+// fill is normal in an overlay of fewer than ActiveSize+PassiveSize+1
+// nodes, but it is also what a node sees in a small island that knows
+// nobody outside; the reply tells the two apart (onProbeReply).
+func (m *Machine) probeContact() {
+	peers := m.active.sample(m.rng, m.cfg.ShuffleActive, nil)
+	peers = append(peers, m.passive.sample(m.rng, m.cfg.ShufflePassive, nil)...)
+	m.probeOut = true
+	m.stats.ContactProbes++
+	m.sendOneShot(m.contact, Message{Type: MsgShuffle, TTL: 0, Peer: m.self, Peers: peers})
+}
+
+// onProbeReply takes the contact's sample into the passive view. If we
+// knew none of the nodes it names, the contact lives in a part of the
+// overlay we have no neighbour in, and we send one of them, at random, a
+// high-priority NEIGHBOR: the one way out of a small component whose
+// members know only each other. If we knew any of them (the usual answer
+// in a small overlay), nothing more is done.
+func (m *Machine) onProbeReply(msg Message) {
+	var strangers []Peer
+	for _, p := range msg.Peers {
+		if p.ID == m.self.ID || m.active.has(p.ID) || m.passive.has(p.ID) || m.pending[p.ID] != nil {
+			m.integrate(msg.Peers, nil)
+			return
+		}
+		strangers = append(strangers, p)
+	}
+	m.integrate(msg.Peers, nil)
+	if len(strangers) == 0 || len(m.pending) >= MaxPendingRequests {
+		return
+	}
+	m.stats.IsolationJoins++
+	m.startRequest(strangers[m.rng.IntN(len(strangers))], false, true)
 }
 
 // startShuffle sends a random active peer a SHUFFLE carrying ourselves
@@ -147,8 +184,15 @@ func (m *Machine) onShuffle(from identity.NodeID, msg Message) {
 
 // onShuffleReply takes the peers of a SHUFFLE_REPLY into the passive
 // view, evicting first the peers our SHUFFLE sent. Only one reply per
-// SHUFFLE is taken, so nobody can stuff our passive view unasked.
-func (m *Machine) onShuffleReply(msg Message) {
+// SHUFFLE is taken, so nobody can stuff our passive view unasked. A reply
+// from the contact while a probe is out answers the probe.
+func (m *Machine) onShuffleReply(from identity.NodeID, msg Message) {
+	if m.probeOut && from == m.contact.ID {
+		m.probeOut = false
+		m.stats.ShuffleReplies++
+		m.onProbeReply(msg)
+		return
+	}
 	if !m.shuffleOut {
 		m.stats.Drop.Unexpected++
 		return

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mycelium-net/mycelium/internal/identity"
 )
 
 // TestShuffleOrigin: the tick sends a SHUFFLE with ShuffleActive other
@@ -165,4 +167,72 @@ func TestShuffleReplyQueue(t *testing.T) {
 	if len(m.links) != 0 {
 		t.Fatal("a failed one-shot link is still held")
 	}
+}
+
+// TestContactProbe: a node whose passive view stays short of full while
+// its contact is not a neighbour sends the contact a TTL-0 SHUFFLE after
+// StarveTicks ticks. A reply naming any peer it knows changes nothing
+// (a small overlay); a reply naming only strangers makes it send one of
+// them a high-priority NEIGHBOR (an island that knew nobody outside).
+func TestContactProbe(t *testing.T) {
+	setup := func(t *testing.T) *Machine {
+		t.Helper()
+		m, shuffle := machineWith(t, DefaultConfig(), []int{2, 3, 4, 5, 6}, []int{7})
+		m.contact, m.hasContact = testPeer(9), true
+		var outs []Output
+		for i := 1; i <= 3; i++ {
+			outs = m.HandleTimer(t0.Add(time.Duration(i)*time.Minute), shuffle)
+			shuffle, _ = timerOf(t, outs, TimerShuffle)
+			if i < 3 && slices.Contains(describeAll(outs), "Connect(n9)") {
+				t.Fatalf("probe at tick %d, want it at tick 3", i)
+			}
+		}
+		if !slices.Contains(describeAll(outs), "Connect(n9)") {
+			t.Fatalf("tick 3: %q, want a link to the contact", describeAll(outs))
+		}
+		want(t, m.HandleConnected(t0, testID(9)), "Send(n9 SHUFFLE ttl=0 origin=n1 n=4)", "Disconnect(n9)")
+		if m.Stats().ContactProbes != 1 {
+			t.Fatalf("ContactProbes = %d", m.Stats().ContactProbes)
+		}
+		return m
+	}
+	reply := func(ns ...int) []byte {
+		var ps []Peer
+		for _, n := range ns {
+			ps = append(ps, testPeer(n))
+		}
+		return enc(t, Message{Type: MsgShuffleReply, Peers: ps})
+	}
+
+	t.Run("known", func(t *testing.T) {
+		m := setup(t)
+		want(t, m.HandleMessage(t0, testID(9), reply(2, 11))) // n2 is known
+		if !inPassive(m, 11) {
+			t.Error("the contact's sample did not enter the passive view")
+		}
+		if s := m.Stats(); s.IsolationJoins != 0 || s.Drop.Unexpected != 0 || m.probeOut {
+			t.Fatalf("probe still out %v, stats %+v", m.probeOut, s)
+		}
+	})
+	t.Run("strangers", func(t *testing.T) {
+		m := setup(t)
+		outs := m.HandleMessage(t0, testID(9), reply(11, 12))
+		var asked string
+		var askedID identity.NodeID
+		for _, o := range outs {
+			if c, ok := o.(Connect); ok {
+				asked, askedID = name(c.Peer.ID), c.Peer.ID
+			}
+		}
+		if asked != "n11" && asked != "n12" {
+			t.Fatalf("outputs %q, want a request to n11 or n12", describeAll(outs))
+		}
+		if !inPassive(m, 11) || !inPassive(m, 12) {
+			t.Error("the contact's sample did not enter the passive view")
+		}
+		want(t, m.HandleConnected(t0, askedID), "Send("+asked+" NEIGHBOR high)")
+		if m.Stats().IsolationJoins != 1 {
+			t.Fatalf("IsolationJoins = %d", m.Stats().IsolationJoins)
+		}
+	})
 }

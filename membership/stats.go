@@ -10,7 +10,8 @@ type Stats struct {
 	JoinRetries     uint64 // JOINs sent again after JoinTimeout
 	Rejoins         uint64 // JOINs to the last contact after the node found itself alone
 	Escalations     uint64 // NEIGHBORs made high priority after starving (Config.StarveTicks)
-	ContactRequests uint64 // high-priority NEIGHBORs to the contact from a node that seemed isolated
+	ContactProbes   uint64 // SHUFFLEs to the contact from a node whose passive view would not fill
+	IsolationJoins  uint64 // high-priority NEIGHBORs to a stranger the contact named in its probe reply
 	JoinsAccepted   uint64 // JOINs this node accepted as a contact
 	ForwardJoinEnds uint64 // FORWARD_JOIN walks that ended here
 
