@@ -16,8 +16,9 @@ import (
 //	| layer         | length (2 bytes, big endian)  | message (length bytes)
 //	+---------------+---------------+---------------+-----------...
 //
-// layer is LayerMembership or LayerBroadcast; the message is that layer's
-// own encoding. length is 1..MaxOverlayMessage.
+// layer is LayerMembership, LayerBroadcast or LayerRegistry (anti-entropy;
+// records themselves travel by broadcast); the message is that layer's own
+// encoding. length is 1..MaxOverlayMessage.
 
 // OverlayService is the service name overlay streams are opened to. Names
 // starting with "mycelium." are reserved for the node's own services.
@@ -30,7 +31,10 @@ const ReservedServicePrefix = "mycelium."
 const (
 	LayerMembership = 1
 	LayerBroadcast  = 2
+	LayerRegistry   = 3
 )
+
+func knownLayer(l byte) bool { return l >= LayerMembership && l <= LayerRegistry }
 
 // MaxOverlayMessage bounds one overlay message: a broadcast payload of up
 // to 64 KiB plus its header fits.
@@ -44,7 +48,7 @@ var ErrBadOverlayFrame = errors.New("wire: bad overlay frame")
 
 // AppendOverlayFrame appends one frame carrying msg for layer.
 func AppendOverlayFrame(b []byte, layer byte, msg []byte) ([]byte, error) {
-	if layer != LayerMembership && layer != LayerBroadcast {
+	if !knownLayer(layer) {
 		return b, fmt.Errorf("%w: layer %d", ErrBadOverlayFrame, layer)
 	}
 	if len(msg) == 0 || len(msg) > MaxOverlayMessage {
@@ -69,7 +73,7 @@ func ReadOverlayFrame(r io.Reader, buf []byte) (layer byte, msg []byte, err erro
 	}
 	layer = h[0]
 	n := int(binary.BigEndian.Uint16(h[1:]))
-	if layer != LayerMembership && layer != LayerBroadcast {
+	if !knownLayer(layer) {
 		return 0, nil, fmt.Errorf("%w: layer %d", ErrBadOverlayFrame, layer)
 	}
 	if n == 0 {

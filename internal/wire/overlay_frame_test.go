@@ -34,6 +34,8 @@ func TestOverlayFrameRejects(t *testing.T) {
 	buf := make([]byte, MaxOverlayMessage)
 	for name, in := range map[string][]byte{
 		"bad_layer":     {9, 0, 1, 'x'},
+		"layer_zero":    {0, 0, 1, 'x'},
+		"layer_four":    {4, 0, 1, 'x'},
 		"empty_message": {LayerMembership, 0, 0},
 		"truncated":     {LayerBroadcast, 0, 5, 'a'},
 		"short_header":  {LayerBroadcast, 0},
@@ -44,7 +46,7 @@ func TestOverlayFrameRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := AppendOverlayFrame(nil, 3, []byte{1}); err == nil {
+	if _, err := AppendOverlayFrame(nil, 4, []byte{1}); err == nil {
 		t.Fatal("appended a frame of an unknown layer")
 	}
 	if _, err := AppendOverlayFrame(nil, LayerMembership, make([]byte, MaxOverlayMessage+1)); err == nil {
