@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -80,4 +81,49 @@ func fullRecord() (Record, ed25519.PrivateKey) {
 // edSign signs body as Sign would, with any key.
 func edSign(k ed25519.PrivateKey, body []byte) []byte {
 	return ed25519.Sign(k, signedMessage(body))
+}
+
+// newTestMachine returns the Machine of key i.
+func newTestMachine(t testing.TB, i int, cfg Config) *Machine {
+	t.Helper()
+	k, _ := testKey(i)
+	m, err := New(k, cfg, rand.New(rand.NewPCG(uint64(i), 1)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return m
+}
+
+// changes picks the Changed outputs.
+func changes(out []Output) []Changed {
+	var c []Changed
+	for _, o := range out {
+		if ch, ok := o.(Changed); ok {
+			c = append(c, ch)
+		}
+	}
+	return c
+}
+
+// published picks the Publish payloads.
+func published(out []Output) [][]byte {
+	var p [][]byte
+	for _, o := range out {
+		if pb, ok := o.(Publish); ok {
+			p = append(p, pb.Payload)
+		}
+	}
+	return p
+}
+
+// timerOf returns the first SetTimer of kind k.
+func timerOf(t testing.TB, out []Output, k TimerKind) SetTimer {
+	t.Helper()
+	for _, o := range out {
+		if st, ok := o.(SetTimer); ok && st.Timer.Kind == k {
+			return st
+		}
+	}
+	t.Fatalf("no %v timer in %v", k, out)
+	return SetTimer{}
 }
