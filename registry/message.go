@@ -35,7 +35,7 @@ const (
 	MaxMessageSize = 64 << 10
 
 	// MaxDigestEntries bounds the entries of one DIGEST, and so
-	// Config.DigestChunk. A full DIGEST is 40,987 bytes.
+	// Config.DigestChunk. A full DIGEST is 41,027 bytes.
 	MaxDigestEntries = 1024
 
 	// digestHeaderLen is type, From, To and the entry count.

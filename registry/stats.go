@@ -1,9 +1,11 @@
 package registry
 
 // Stats are a Machine's plain counters since New, for the driver to
-// export. Every input record is counted exactly once among Accepted,
-// Duplicates, the rejections and RateLimited; Conflicts is counted as
-// well as Accepted or Stale... see each field.
+// export; Held and Tombstones are gauges. Each record offered (broadcast
+// or in RECORDS) lands in exactly one of Accepted, Duplicates, Stale,
+// Forged, Oversized, Malformed, Expired, FarFuture, RateLimited,
+// SelfRecords, or Evicted (a newcomer refused for room); Conflicts counts
+// again some of those that landed in Accepted or Stale.
 type Stats struct {
 	// Records offered, by where they came from.
 	BroadcastsIn uint64 // payloads given to HandleBroadcast
