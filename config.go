@@ -10,6 +10,7 @@ import (
 
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/registry"
 )
 
 // Config configures a Node. Start from DefaultConfig; New calls Validate.
@@ -66,6 +67,11 @@ type Config struct {
 	// Default broadcast.DefaultConfig().
 	Broadcast broadcast.Config
 
+	// Registry configures the registry of signed node records (record
+	// lifetime and refresh, capacity, anti-entropy). Default
+	// registry.DefaultConfig().
+	Registry registry.Config
+
 	// Logger receives the node's logs. Required; DefaultConfig discards.
 	Logger *slog.Logger
 }
@@ -107,6 +113,7 @@ func DefaultConfig() Config {
 		Resources:           DefaultResources(),
 		Membership:          membership.DefaultConfig(),
 		Broadcast:           broadcast.DefaultConfig(),
+		Registry:            registry.DefaultConfig(),
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -162,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Broadcast.Validate(); err != nil {
 		return bad("Broadcast: %v", err)
+	}
+	if err := c.Registry.Validate(); err != nil {
+		return bad("Registry: %v", err)
 	}
 	if c.PacketConn == nil {
 		if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {

@@ -47,9 +47,10 @@ func makeStreamPipe() (c1, c2 net.Conn, stop func(), err error) {
 			closers[i]()
 		}
 	}
+	cleanup := stop
 	defer func() {
 		if err != nil {
-			stop()
+			cleanup()
 		}
 	}()
 	a, err := startNode()

@@ -37,6 +37,7 @@ type Node struct {
 	listeners map[string]*listener
 	started   bool
 	closed    bool
+	leaving   bool // Close is publishing our tombstone
 
 	stats   counters
 	overlay *overlay // membership and broadcast driver
@@ -129,10 +130,17 @@ func (n *Node) Start() error {
 // the node's goroutines. It is idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
-	if n.closed {
+	if n.closed || n.leaving {
 		n.mu.Unlock()
 		return nil
 	}
+	n.leaving = true
+	started := n.started
+	n.mu.Unlock()
+	if started {
+		n.overlay.leave() // our tombstone out before the connections close
+	}
+	n.mu.Lock()
 	n.closed = true
 	tr := n.tr
 	ls := n.listeners

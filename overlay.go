@@ -15,6 +15,7 @@ import (
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/registry"
 )
 
 // The overlay driver runs the membership (HyParView) and broadcast
@@ -37,15 +38,18 @@ type overlay struct {
 	in  chan func() // closures run on the driver goroutine
 	mem *membership.Machine
 	bc  *broadcast.Machine
+	reg *registry.Machine
 
 	// Owned by the driver goroutine.
-	links  map[NodeID]*overlayLink
-	timers map[*time.Timer]struct{}
+	links          map[NodeID]*overlayLink
+	timers         map[*time.Timer]struct{}
+	republishArmed bool // a re-publication of our record is scheduled
 
 	snap atomic.Pointer[overlaySnapshot]
 
-	subMu sync.Mutex
-	subs  map[string][]*Subscription
+	subMu   sync.Mutex
+	subs    map[string][]*Subscription
+	watches []*RegistryWatch
 
 	dropped atomic.Uint64 // frames or deliveries dropped for a full queue
 }
@@ -65,6 +69,8 @@ type overlaySnapshot struct {
 	passive int
 	mem     membership.Stats
 	bc      broadcast.Stats
+	known   int
+	reg     registry.Stats
 }
 
 func newOverlay(n *Node) (*overlay, error) {
@@ -78,8 +84,12 @@ func newOverlay(n *Node) (*overlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mycelium: broadcast: %w", err)
 	}
+	reg, err := newRegistry(n, seed)
+	if err != nil {
+		return nil, fmt.Errorf("mycelium: registry: %w", err)
+	}
 	o := &overlay{
-		n: n, in: make(chan func(), overlayInputQueue), mem: mem, bc: bc,
+		n: n, in: make(chan func(), overlayInputQueue), mem: mem, bc: bc, reg: reg,
 		links: map[NodeID]*overlayLink{}, timers: map[*time.Timer]struct{}{},
 		subs: map[string][]*Subscription{},
 	}
@@ -118,6 +128,8 @@ func (o *overlay) post(f func()) bool {
 func (o *overlay) run(bootstrap []Peer) {
 	defer o.n.wg.Done()
 	defer o.stop()
+	o.applyReg(o.reg.Start(time.Now()))
+	o.updateLocal()
 	if len(bootstrap) > 0 {
 		p := bootstrap[0]
 		o.apply(o.mem.Join(time.Now(), o.peerOf(p)))
@@ -158,6 +170,10 @@ func (o *overlay) stop() {
 		}
 	}
 	o.subs = map[string][]*Subscription{}
+	for _, w := range o.watches {
+		w.closeLocked()
+	}
+	o.watches = nil
 	o.subMu.Unlock()
 }
 
@@ -167,7 +183,8 @@ func (o *overlay) publish() {
 	for i, p := range active {
 		ids[i] = p.ID
 	}
-	o.snap.Store(&overlaySnapshot{active: ids, passive: len(o.mem.Passive()), mem: o.mem.Stats(), bc: o.bc.Stats()})
+	o.snap.Store(&overlaySnapshot{active: ids, passive: len(o.mem.Passive()), mem: o.mem.Stats(), bc: o.bc.Stats(),
+		known: o.reg.Len(), reg: o.reg.Stats()})
 }
 
 // apply performs membership outputs in order.
@@ -188,8 +205,12 @@ func (o *overlay) apply(outs []membership.Output) {
 			o.setTimer(out.At, func() { o.apply(o.mem.HandleTimer(time.Now(), out.Timer)) })
 		case membership.NeighborUp:
 			o.applyBC(o.bc.HandleNeighborUp(now, out.Peer.ID))
+			o.applyReg(o.reg.HandleNeighborUp(now, out.Peer.ID))
+			o.viewChanged()
 		case membership.NeighborDown:
 			o.applyBC(o.bc.HandleNeighborDown(now, out.Peer))
+			o.applyReg(o.reg.HandleNeighborDown(now, out.Peer))
+			o.viewChanged()
 		}
 	}
 }
@@ -203,6 +224,10 @@ func (o *overlay) applyBC(outs []broadcast.Output) {
 		case broadcast.SetTimer:
 			o.setTimer(out.At, func() { o.applyBC(o.bc.HandleTimer(time.Now(), out.Timer)) })
 		case broadcast.Deliver:
+			if out.Topic == registryTopic {
+				o.applyReg(o.reg.HandleBroadcast(time.Now(), out.Payload))
+				continue
+			}
 			o.deliver(out)
 		}
 	}
@@ -361,6 +386,8 @@ func (o *overlay) serveInbound(c net.Conn) {
 				o.apply(o.mem.HandleMessage(now, peer, msg))
 			case wire.LayerBroadcast:
 				o.applyBC(o.bc.HandleMessage(now, peer, msg))
+			case wire.LayerRegistry:
+				o.applyReg(o.reg.HandleMessage(now, peer, msg))
 			}
 		}) {
 			return
@@ -431,9 +458,10 @@ func (o *overlay) deliver(d broadcast.Deliver) {
 }
 
 // Subscribe returns a subscription to topic (1 to 64 bytes of printable
-// ASCII without spaces). Messages broadcast before it are not replayed.
+// ASCII without spaces, not starting with "mycelium.": ErrReservedTopic).
+// Messages broadcast before it are not replayed.
 func (n *Node) Subscribe(topic string) (*Subscription, error) {
-	if err := broadcast.ValidateTopic(topic); err != nil {
+	if err := checkUserTopic(topic); err != nil {
 		return nil, err
 	}
 	o := n.overlay
@@ -449,11 +477,15 @@ func (n *Node) Subscribe(topic string) (*Subscription, error) {
 }
 
 // Broadcast sends payload (at most broadcast.MaxPayload bytes) to every node
-// of the overlay subscribed to topic, this one included. Delivery is best
+// of the overlay subscribed to topic, this one included. Topics starting
+// with "mycelium." are refused (ErrReservedTopic). Delivery is best
 // effort over a self-repairing tree (Plumtree): it returns once the message
 // is handed to the overlay, not when it has arrived.
 func (n *Node) Broadcast(ctx context.Context, topic string, payload []byte) error {
 	if _, err := n.transport(); err != nil {
+		return err
+	}
+	if err := checkUserTopic(topic); err != nil {
 		return err
 	}
 	o := n.overlay

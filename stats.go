@@ -5,6 +5,7 @@ import (
 
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/registry"
 )
 
 // Stats is a snapshot of a node's state and counters.
@@ -16,10 +17,12 @@ type Stats struct {
 	Services []string    `json:"services"` // services with a listener, sorted
 	Active   []NodeID    `json:"active"`   // the membership active view, sorted
 	Passive  int         `json:"passive"`  // the size of the membership passive view
+	Known    int         `json:"known"`    // records the registry holds (this node's own included)
 	Counters Counters    `json:"counters"`
 	// Membership and Broadcast are the protocol machines' own counters.
 	Membership membership.Stats `json:"membership"`
 	Broadcast  broadcast.Stats  `json:"broadcast"`
+	Registry   registry.Stats   `json:"registry"`
 }
 
 // PeerStats describes the connection to one peer.
@@ -78,6 +81,8 @@ func (n *Node) Stats() Stats {
 	snap := n.overlay.snap.Load()
 	st.Active = append([]NodeID{}, snap.active...)
 	st.Passive = snap.passive
+	st.Known = snap.known
+	st.Registry = snap.reg
 	st.Membership, st.Broadcast = snap.mem, snap.bc
 	st.Counters.OverlayDropped = n.overlay.dropped.Load()
 	if a := n.LocalAddr(); a != nil {

@@ -281,7 +281,12 @@ func (n *Node) Listen(service string) (net.Listener, error) {
 	if err := validateUserService(service); err != nil {
 		return nil, err
 	}
-	return n.listen(service)
+	l, err := n.listen(service)
+	if err != nil {
+		return nil, err
+	}
+	n.servicesChanged() // publish the service in our record
+	return l, nil
 }
 
 func (n *Node) listen(service string) (*listener, error) {
@@ -364,11 +369,15 @@ func (l *listener) Accept() (net.Conn, error) {
 // streams still queued are closed.
 func (l *listener) Close() error {
 	l.node.mu.Lock()
-	if l.node.listeners[l.addr.Service] == l {
+	removed := l.node.listeners[l.addr.Service] == l
+	if removed {
 		delete(l.node.listeners, l.addr.Service)
 	}
 	l.node.mu.Unlock()
 	l.close()
+	if removed && !isInternalService(l.addr.Service) {
+		l.node.servicesChanged()
+	}
 	return nil
 }
 

@@ -102,7 +102,7 @@
 //
 // # Anti-entropy wire format
 //
-// One message per Send.Msg, at most MaxMessageSize (64 KiB); the first
+// One message per Send.Msg, at most MaxMessageSize (64 KiB less one byte); the first
 // byte is the type.
 //
 //	DIGEST   +------+-----------+---------+-------+---------------------+
@@ -113,7 +113,7 @@
 //	RECORDS  +------+-------+------------------------------------+
 //	         | 0x02 | n (2) | n × (length (2), signed record)    |
 //	         +------+-------+------------------------------------+
-//	         n ≥ 1; each length 1..MaxRecordSize; whole message ≤ 64 KiB.
+//	         n ≥ 1; each length 1..MaxRecordSize; whole message ≤ MaxMessageSize.
 //	         The records themselves are checked by Parse, one by one.
 //
 // # Driver contract

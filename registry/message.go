@@ -30,9 +30,10 @@ func (t MsgType) String() string {
 
 // Size limits of anti-entropy messages.
 const (
-	// MaxMessageSize bounds an encoded anti-entropy message. HandleMessage
+	// MaxMessageSize bounds an encoded anti-entropy message, so that one
+	// fits an overlay frame (whose length field is 16 bits). HandleMessage
 	// drops anything longer unread.
-	MaxMessageSize = 64 << 10
+	MaxMessageSize = 64<<10 - 1
 
 	// MaxDigestEntries bounds the entries of one DIGEST, and so
 	// Config.DigestChunk. A full DIGEST is 41,027 bytes.

@@ -52,6 +52,8 @@ func commands() []command {
 		{"relay", "run a node with the relay role on", runRelay},
 		{"status", "show a running node's ID, addresses and peers", runStatus},
 		{"dial", "connect stdin and stdout to a service on a node", runDial},
+		{"lookup", "list the nodes that offer a service", runLookup},
+		{"peers", "list the nodes the registry knows", runPeers},
 		{"expose", "hand a service's streams to a local TCP address", runExpose},
 		{"forward", "carry connections on a local TCP port to a remote service", runForward},
 		{"demo", "start an in-process network and show data crossing it", runDemo},

@@ -59,6 +59,8 @@ func NewServer(node *mycelium.Node, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/expose", s.handleExpose)
 	mux.HandleFunc("POST /v1/forward", s.handleForward)
 	mux.HandleFunc("POST /v1/dial", s.handleDial)
+	mux.HandleFunc("GET /v1/lookup", s.handleLookup)
+	mux.HandleFunc("GET /v1/peers", s.handlePeers)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

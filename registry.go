@@ -1,0 +1,288 @@
+package mycelium
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mycelium-net/mycelium/broadcast"
+	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/registry"
+)
+
+// The registry: every node publishes a record signed with its key (its
+// addresses, role and services), spread over the broadcast tree on the
+// reserved topic registryTopic and repaired by anti-entropy with each new
+// neighbour (overlay frames of wire.LayerRegistry). The machine lives on
+// the overlay driver's goroutine, like membership and broadcast.
+
+// registryTopic is the broadcast topic that carries node records. Topics
+// starting with reservedTopicPrefix are not for users.
+const (
+	registryTopic       = "mycelium.registry"
+	reservedTopicPrefix = "mycelium."
+)
+
+// registryRepublishDelay spaces the re-publications of our record that
+// changes of the active view cause (the record lists our neighbours).
+const registryRepublishDelay = time.Minute
+
+// leaveTimeout bounds how long Close waits for the tombstone of a graceful
+// leave to be written to the neighbours.
+const leaveTimeout = time.Second
+
+// ErrReservedTopic is returned by Broadcast and Subscribe for a topic that
+// starts with "mycelium.": those carry the node's own traffic.
+var ErrReservedTopic = errors.New("mycelium: topics starting with \"mycelium.\" are reserved")
+
+// Record is what the registry holds about one node, as that node signed it.
+type Record = registry.Record
+
+func checkUserTopic(topic string) error {
+	if strings.HasPrefix(topic, reservedTopicPrefix) {
+		return ErrReservedTopic
+	}
+	return broadcast.ValidateTopic(topic)
+}
+
+func newRegistry(n *Node, rng *rand.Rand) (*registry.Machine, error) {
+	return registry.New(ed25519.PrivateKey(n.cfg.Key.Private()), n.cfg.Registry, rng)
+}
+
+// applyReg performs registry outputs in order.
+func (o *overlay) applyReg(outs []registry.Output) {
+	for _, out := range outs {
+		switch out := out.(type) {
+		case registry.Publish:
+			_, bouts, err := o.bc.Broadcast(time.Now(), registryTopic, out.Payload)
+			if err != nil {
+				o.dropped.Add(1)
+				continue
+			}
+			o.applyBC(bouts)
+		case registry.Send:
+			o.send(out.To, wire.LayerRegistry, out.Msg)
+		case registry.SetTimer:
+			o.setTimer(out.At, func() { o.applyReg(o.reg.HandleTimer(time.Now(), out.Timer)) })
+		case registry.Changed:
+			o.recordChanged(out)
+		}
+	}
+}
+
+// recordChanged makes a node's published addresses dialable, so that
+// Dial works with its ID alone.
+func (o *overlay) recordChanged(c registry.Changed) {
+	o.notifyWatches(c)
+	if c.Removed || c.ID == o.n.id {
+		return
+	}
+	r, ok := o.reg.Lookup(time.Now(), c.ID)
+	if !ok {
+		return
+	}
+	for _, a := range slices.Concat(r.Listen, r.Reflexive) {
+		o.n.peers.addAddr(c.ID, net.UDPAddrFromAddrPort(a), false)
+	}
+}
+
+// updateLocal signs and publishes our record as the node now is.
+func (o *overlay) updateLocal() {
+	var svcs []registry.Service
+	for _, s := range o.n.services() {
+		if registry.ValidServiceName(s) == nil && len(svcs) < registry.MaxServices {
+			svcs = append(svcs, registry.Service{Name: s})
+		}
+	}
+	var nbrs []NodeID
+	for _, p := range o.mem.Active() {
+		if len(nbrs) < registry.MaxNeighbors {
+			nbrs = append(nbrs, p.ID)
+		}
+	}
+	r := registry.Record{
+		Inbound:   true, // until the NAT layer says otherwise
+		Listen:    o.mem.Self().Addrs,
+		Relay:     o.n.cfg.Relay,
+		Services:  svcs,
+		Neighbors: nbrs,
+	}
+	if o.n.cfg.Relay {
+		r.RelayCapacity = uint32(o.n.cfg.Resources.MaxPeers)
+	}
+	outs, err := o.reg.SetLocal(time.Now(), r)
+	if err != nil {
+		o.n.log.Warn("registry: cannot publish our record", "err", err)
+		return
+	}
+	o.applyReg(outs)
+}
+
+// viewChanged schedules one re-publication of our record, at most every
+// registryRepublishDelay, after the active view changed.
+func (o *overlay) viewChanged() {
+	if o.republishArmed {
+		return
+	}
+	o.republishArmed = true
+	o.setTimer(time.Now().Add(registryRepublishDelay), func() {
+		o.republishArmed = false
+		o.updateLocal()
+	})
+}
+
+// servicesChanged re-publishes our record after a Listen or a listener's
+// Close. It does not wait.
+func (n *Node) servicesChanged() {
+	if n.overlay == nil {
+		return
+	}
+	n.spawn(func() { n.overlay.post(n.overlay.updateLocal) })
+}
+
+// leave publishes our tombstone and closes every overlay link after the
+// frames already queued, then waits (at most leaveTimeout) for the
+// writers to finish, so that our neighbours hear of the leave before the
+// connections close.
+func (o *overlay) leave() {
+	var done []chan struct{}
+	ok := o.query(func() {
+		o.applyReg(o.reg.Leave(time.Now()))
+		for _, l := range o.links {
+			l.closing = true
+			o.closeLink(l)
+			done = append(done, l.done)
+		}
+	})
+	if !ok {
+		return
+	}
+	t := time.NewTimer(leaveTimeout)
+	defer t.Stop()
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// query runs f on the driver goroutine and waits for it; false if the
+// node closed first.
+func (o *overlay) query(f func()) bool {
+	done := make(chan struct{})
+	if !o.post(func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-o.n.ctx.Done():
+		return false
+	}
+}
+
+// Lookup returns the registry's record of the node id: where it can be
+// reached, its role and its services. ok is false when the registry holds
+// no live record of it (never heard of, expired, or left).
+func (n *Node) Lookup(id NodeID) (r Record, ok bool) {
+	n.overlay.query(func() { r, ok = n.overlay.reg.Lookup(time.Now(), id) })
+	return r, ok
+}
+
+// LookupService returns the nodes whose records offer service, sorted.
+func (n *Node) LookupService(service string) []NodeID {
+	var ids []NodeID
+	n.overlay.query(func() { ids = n.overlay.reg.Services(time.Now(), service) })
+	return ids
+}
+
+// Relays returns the relay-capable nodes the registry knows, least loaded
+// and freshest first.
+func (n *Node) Relays() []Record {
+	var rs []Record
+	n.overlay.query(func() { rs = n.overlay.reg.Relays(time.Now()) })
+	return rs
+}
+
+// Records returns every live record the registry holds, this node's own
+// included, sorted by ID.
+func (n *Node) Records() []Record {
+	var rs []Record
+	n.overlay.query(func() { rs = n.overlay.reg.Records(time.Now()) })
+	return rs
+}
+
+// RegistryChange is one change of the registry: a record was added or
+// replaced (Removed false), or it expired, was withdrawn by a graceful
+// leave or was evicted (Removed true).
+type RegistryChange struct {
+	ID      NodeID
+	Removed bool
+}
+
+// registryWatchBuffer is how many changes a watcher may fall behind before
+// further ones are dropped (counted in Stats as overlay_dropped). A watcher
+// that re-reads the registry on each change still sees the final state:
+// with a full buffer, a change is waiting for it.
+const registryWatchBuffer = 256
+
+// RegistryWatch receives the registry's changes from the moment it is
+// made.
+type RegistryWatch struct {
+	// C delivers the changes. It is closed by Close and when the node
+	// closes.
+	C <-chan RegistryChange
+
+	c      chan RegistryChange
+	o      *overlay
+	closed bool // guarded by o.subMu
+}
+
+// WatchRegistry returns a watch on the registry's changes.
+func (n *Node) WatchRegistry() *RegistryWatch {
+	o := n.overlay
+	w := &RegistryWatch{c: make(chan RegistryChange, registryWatchBuffer), o: o}
+	w.C = w.c
+	o.subMu.Lock()
+	defer o.subMu.Unlock()
+	if n.ctx.Err() != nil {
+		w.closed = true
+		close(w.c)
+		return w
+	}
+	o.watches = append(o.watches, w)
+	return w
+}
+
+// Close stops the watch and closes C. It is idempotent.
+func (w *RegistryWatch) Close() {
+	w.o.subMu.Lock()
+	defer w.o.subMu.Unlock()
+	w.o.watches = slices.DeleteFunc(w.o.watches, func(x *RegistryWatch) bool { return x == w })
+	w.closeLocked()
+}
+
+func (w *RegistryWatch) closeLocked() {
+	if !w.closed {
+		w.closed = true
+		close(w.c)
+	}
+}
+
+func (o *overlay) notifyWatches(c registry.Changed) {
+	o.subMu.Lock()
+	defer o.subMu.Unlock()
+	for _, w := range o.watches {
+		select {
+		case w.c <- RegistryChange{ID: c.ID, Removed: c.Removed}:
+		default:
+			o.dropped.Add(1)
+		}
+	}
+}
