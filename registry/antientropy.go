@@ -71,6 +71,7 @@ func next(id identity.NodeID) identity.NodeID {
 // HandleNeighborDown forgets peer's rate bucket.
 func (m *Machine) HandleNeighborDown(_ time.Time, peer identity.NodeID) []Output {
 	delete(m.buckets, peer)
+	delete(m.pushes, peer)
 	return nil
 }
 
@@ -97,7 +98,7 @@ func (m *Machine) HandleMessage(now time.Time, from identity.NodeID, msg []byte)
 	case MsgRecords:
 		var out []Output
 		for _, raw := range pm.Records {
-			if !m.take(now, from) {
+			if !m.take(now, m.buckets, from) {
 				m.stats.RateLimited++
 				continue
 			}
@@ -129,6 +130,10 @@ func (m *Machine) answerDigest(now time.Time, peer identity.NodeID, d Digest) []
 		}
 		if !now.Before(e.expires) {
 			continue // the peer would refuse it
+		}
+		if !m.take(now, m.pushes, peer) {
+			m.stats.PushLimited++
+			continue
 		}
 		raws = append(raws, e.raw)
 	}
@@ -174,18 +179,19 @@ func (m *Machine) refill(b *bucket, now time.Time) {
 	}
 }
 
-// take spends one of peer's tokens, and reports whether there was one.
-func (m *Machine) take(now time.Time, peer identity.NodeID) bool {
-	b := m.buckets[peer]
+// take spends one of peer's tokens in buckets (m.buckets or m.pushes),
+// and reports whether there was one.
+func (m *Machine) take(now time.Time, buckets map[identity.NodeID]*bucket, peer identity.NodeID) bool {
+	b := buckets[peer]
 	if b == nil {
-		if len(m.buckets) >= maxBuckets {
-			m.pruneBuckets(now)
-			if len(m.buckets) >= maxBuckets {
+		if len(buckets) >= maxBuckets {
+			m.pruneBuckets(now, buckets)
+			if len(buckets) >= maxBuckets {
 				return false
 			}
 		}
 		b = &bucket{tokens: 10 * float64(m.cfg.MaxRecordsPerPeerPerSecond), last: now}
-		m.buckets[peer] = b
+		buckets[peer] = b
 	}
 	m.refill(b, now)
 	if b.tokens < 1 {
@@ -197,12 +203,12 @@ func (m *Machine) take(now time.Time, peer identity.NodeID) bool {
 
 // pruneBuckets drops the buckets that have refilled: a new one would
 // behave the same.
-func (m *Machine) pruneBuckets(now time.Time) {
+func (m *Machine) pruneBuckets(now time.Time, buckets map[identity.NodeID]*bucket) {
 	burst := 10 * float64(m.cfg.MaxRecordsPerPeerPerSecond)
-	for id, b := range m.buckets {
+	for id, b := range buckets {
 		m.refill(b, now)
 		if b.tokens >= burst {
-			delete(m.buckets, id)
+			delete(buckets, id)
 		}
 	}
 }

@@ -147,7 +147,7 @@ func TestAntiEntropyLargeRecordsSplit(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxRecordsPerPeerPerSecond = 5 // burst 50
-	a := newTestMachine(t, 1, cfg)
+	a := newTestMachine(t, 1, DefaultConfig()) // pushes without its own limit biting
 	feed(t, a, t0, 100, 180, 1)
 	b := newTestMachine(t, 2, cfg)
 	connect(t, t0, b, a)
@@ -242,5 +242,27 @@ func TestNext(t *testing.T) {
 	id := identity.NodeID{31: 0xff, 30: 0x01}
 	if got := next(id); got != (identity.NodeID{30: 0x02}) {
 		t.Fatalf("next = %x", got)
+	}
+}
+
+// TestPushLimit: what one peer's DIGESTs make us push is bounded by its
+// own token bucket; a neighbour-down resets it.
+func TestPushLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxRecordsPerPeerPerSecond = 5 // burst 50
+	a := newTestMachine(t, 1, cfg)
+	feed(t, a, t0, 100, 180, 1)
+	b := newTestMachine(t, 2, DefaultConfig())
+	connect(t, t0, b, a)
+	if s := a.Stats(); s.RecordsPushed != 50 || s.PushLimited != 30 {
+		t.Fatalf("pusher stats %+v", s)
+	}
+	if got := len(b.Records(t0)); got != 50 {
+		t.Fatalf("receiver holds %d records, want 50", got)
+	}
+	a.HandleNeighborDown(t0, b.ID())
+	connect(t, t0, b, a)
+	if got := len(b.Records(t0)); got != 80 {
+		t.Fatalf("after a fresh push budget the receiver holds %d, want 80", got)
 	}
 }

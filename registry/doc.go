@@ -63,7 +63,10 @@
 // up with the union, newest Seq per node; no request message is needed.
 // Records in RECORDS go through the checks of broadcasts, after a token
 // bucket per sender (Config.MaxRecordsPerPeerPerSecond, burst ten
-// seconds' worth) that drops the excess unread (RateLimited).
+// seconds' worth) that drops the excess unread (RateLimited). What a
+// peer's DIGESTs make us push is bounded by a second bucket per peer at
+// the same rate (PushLimited): a DIGEST of a few bytes can ask for every
+// record we hold.
 //
 // # Record wire format
 //

@@ -34,6 +34,9 @@ type Machine struct {
 	sweepGen, refreshGen uint64
 
 	buckets map[identity.NodeID]*bucket
+	// pushes are the token buckets of what each peer's DIGESTs may make
+	// us push, at the same rate: a small DIGEST can ask for every record.
+	pushes map[identity.NodeID]*bucket
 
 	stats Stats
 }
@@ -60,6 +63,7 @@ func New(key ed25519.PrivateKey, cfg Config, rng *rand.Rand) (*Machine, error) {
 		id:      id,
 		rng:     rng,
 		buckets: make(map[identity.NodeID]*bucket),
+		pushes:  make(map[identity.NodeID]*bucket),
 	}
 	m.store.init(id, cfg.MaxRecords)
 	return m, nil
@@ -179,7 +183,8 @@ func (m *Machine) HandleTimer(now time.Time, t Timer) []Output {
 	switch {
 	case t.Kind == TimerSweep && t.gen == m.sweepGen:
 		out := m.store.sweep(now, &m.stats)
-		m.pruneBuckets(now)
+		m.pruneBuckets(now, m.buckets)
+		m.pruneBuckets(now, m.pushes)
 		return append(out, m.armSweep(now))
 	case t.Kind == TimerRefresh && t.gen == m.refreshGen && m.local != nil && !m.left:
 		m.stats.Refreshes++

@@ -24,6 +24,11 @@ type Stats struct {
 	// RateLimited counts records in RECORDS dropped unread by the
 	// sender's token bucket (Config.MaxRecordsPerPeerPerSecond).
 	RateLimited uint64
+	// PushLimited counts records a peer's DIGEST showed it lacked that we
+	// did not push, its push budget (the same token bucket rate as
+	// MaxRecordsPerPeerPerSecond) being spent. Refreshes and later digests
+	// bring them.
+	PushLimited uint64
 	// Evicted counts records dropped to stay within MaxRecords: held ones
 	// evicted and newcomers refused (Config.MaxRecords).
 	Evicted uint64
