@@ -146,7 +146,7 @@ func TestAntiEntropyLargeRecordsSplit(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxRecordsPerPeerPerSecond = 5 // burst 50
+	cfg.MaxRecordsPerPeerPerSecond = 5         // burst 50
 	a := newTestMachine(t, 1, DefaultConfig()) // pushes without its own limit biting
 	feed(t, a, t0, 100, 180, 1)
 	b := newTestMachine(t, 2, cfg)
