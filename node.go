@@ -443,4 +443,5 @@ type counters struct {
 	dialsFailed                                     atomic.Uint64
 	streamsIn, streamsOut, streamsRefused           atomic.Uint64
 	badHeaders, nonQUICPackets                      atomic.Uint64
+	registryRejoins                                 atomic.Uint64
 }

@@ -39,11 +39,13 @@ type overlay struct {
 	mem *membership.Machine
 	bc  *broadcast.Machine
 	reg *registry.Machine
+	rng *rand.Rand // the driver's own choices (rejoin targets)
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
 	timers         map[*time.Timer]struct{}
 	republishArmed bool // a re-publication of our record is scheduled
+	alone          int  // lonely checks in a row that found the active view empty
 
 	snap atomic.Pointer[overlaySnapshot]
 
@@ -90,6 +92,7 @@ func newOverlay(n *Node) (*overlay, error) {
 	}
 	o := &overlay{
 		n: n, in: make(chan func(), overlayInputQueue), mem: mem, bc: bc, reg: reg,
+		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		links: map[NodeID]*overlayLink{}, timers: map[*time.Timer]struct{}{},
 		subs: map[string][]*Subscription{},
 	}
@@ -130,6 +133,7 @@ func (o *overlay) run(bootstrap []Peer) {
 	defer o.stop()
 	o.applyReg(o.reg.Start(time.Now()))
 	o.updateLocal()
+	o.armLonelyCheck()
 	if len(bootstrap) > 0 {
 		p := bootstrap[0]
 		o.apply(o.mem.Join(time.Now(), o.peerOf(p)))
@@ -183,8 +187,9 @@ func (o *overlay) publish() {
 	for i, p := range active {
 		ids[i] = p.ID
 	}
+	rs := o.reg.Stats()
 	o.snap.Store(&overlaySnapshot{active: ids, passive: len(o.mem.Passive()), mem: o.mem.Stats(), bc: o.bc.Stats(),
-		known: o.reg.Len(), reg: o.reg.Stats()})
+		known: rs.Held - rs.Tombstones, reg: rs})
 }
 
 // apply performs membership outputs in order.

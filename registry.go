@@ -11,6 +11,7 @@ import (
 
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/membership"
 	"github.com/mycelium-net/mycelium/registry"
 )
 
@@ -145,10 +146,13 @@ func (n *Node) servicesChanged() {
 }
 
 // leave publishes our tombstone and closes every overlay link after the
-// frames already queued, then waits (at most leaveTimeout) for the
-// writers to finish, so that our neighbours hear of the leave before the
-// connections close.
+// frames already queued, waits (at most leaveTimeout) for the writers to
+// hand them to QUIC, then lingers two round trips of the slowest peer
+// (within the same bound) so the packets are delivered and acknowledged
+// before Close sends CONNECTION_CLOSE, which makes a peer drop stream
+// data it has not read yet.
 func (o *overlay) leave() {
+	deadline := time.Now().Add(leaveTimeout)
 	var done []chan struct{}
 	ok := o.query(func() {
 		o.applyReg(o.reg.Leave(time.Now()))
@@ -161,7 +165,7 @@ func (o *overlay) leave() {
 	if !ok {
 		return
 	}
-	t := time.NewTimer(leaveTimeout)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for _, d := range done {
 		select {
@@ -169,6 +173,19 @@ func (o *overlay) leave() {
 		case <-t.C:
 			return
 		}
+	}
+	var rtt time.Duration
+	for _, p := range o.n.peers.snapshot() {
+		rtt = max(rtt, p.pc.qc.ConnectionStats().SmoothedRTT)
+	}
+	linger := min(2*rtt+10*time.Millisecond, time.Until(deadline))
+	if linger <= 0 {
+		return
+	}
+	t.Reset(linger)
+	select {
+	case <-t.C:
+	case <-o.n.ctx.Done():
 	}
 }
 
@@ -285,4 +302,45 @@ func (o *overlay) notifyWatches(c registry.Changed) {
 			o.dropped.Add(1)
 		}
 	}
+}
+
+// lonelyChecks is how many checks in a row (one per shuffle interval) must
+// find the active view empty before the node rejoins through a node from
+// its registry.
+const lonelyChecks = 2
+
+// armLonelyCheck schedules the next lonely check.
+func (o *overlay) armLonelyCheck() {
+	o.setTimer(time.Now().Add(o.n.cfg.Membership.ShuffleInterval), o.lonelyCheck)
+}
+
+// lonelyCheck rejoins the overlay through a random node of the registry
+// when the active view has stayed empty. HyParView alone rejoins only
+// through its last contact, which may be gone for good (a bootstrap peer
+// that left): then the node would stay alone although its registry names
+// live nodes.
+func (o *overlay) lonelyCheck() {
+	defer o.armLonelyCheck()
+	if len(o.mem.Active()) > 0 {
+		o.alone = 0
+		return
+	}
+	if o.alone++; o.alone < lonelyChecks {
+		return
+	}
+	o.alone = 0
+	var cands []membership.Peer
+	for _, r := range o.reg.Records(time.Now()) {
+		addrs := slices.Concat(r.Listen, r.Reflexive)
+		if r.ID != o.n.id && len(addrs) > 0 && r.Inbound {
+			cands = append(cands, membership.Peer{ID: r.ID, Addrs: addrs[:min(len(addrs), membership.MaxAddrs)]})
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	p := cands[o.rng.IntN(len(cands))]
+	o.n.log.Info("alone in the overlay: rejoining through a node of the registry", "peer", p.ID.Short())
+	o.n.stats.registryRejoins.Add(1)
+	o.apply(o.mem.Join(time.Now(), p))
 }

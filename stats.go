@@ -17,7 +17,7 @@ type Stats struct {
 	Services []string    `json:"services"` // services with a listener, sorted
 	Active   []NodeID    `json:"active"`   // the membership active view, sorted
 	Passive  int         `json:"passive"`  // the size of the membership passive view
-	Known    int         `json:"known"`    // records the registry holds (this node's own included)
+	Known    int         `json:"known"`    // node records the registry holds, this node's own included (tombstones of nodes that left are not counted)
 	Counters Counters    `json:"counters"`
 	// Membership and Broadcast are the protocol machines' own counters.
 	Membership membership.Stats `json:"membership"`
@@ -52,6 +52,9 @@ type Counters struct {
 	BadHeaders     uint64 `json:"bad_headers"`     // inbound streams with a malformed header
 	NonQUICPackets uint64 `json:"non_quic_packets"`
 	OverlayDropped uint64 `json:"overlay_dropped"` // overlay frames or deliveries dropped for a full queue
+	// RegistryRejoins counts joins through a node of the registry after
+	// the active view stayed empty (the last contact may be gone).
+	RegistryRejoins uint64 `json:"registry_rejoins"`
 }
 
 // Stats returns a snapshot of the node.
@@ -63,16 +66,17 @@ func (n *Node) Stats() Stats {
 		Peers:    []PeerStats{},
 		Services: n.services(),
 		Counters: Counters{
-			ConnsIn:        n.stats.connsIn.Load(),
-			ConnsOut:       n.stats.connsOut.Load(),
-			ConnsRefused:   n.stats.connsRefused.Load(),
-			DuplicateConns: n.stats.duplicateConns.Load(),
-			DialsFailed:    n.stats.dialsFailed.Load(),
-			StreamsIn:      n.stats.streamsIn.Load(),
-			StreamsOut:     n.stats.streamsOut.Load(),
-			StreamsRefused: n.stats.streamsRefused.Load(),
-			BadHeaders:     n.stats.badHeaders.Load(),
-			NonQUICPackets: n.stats.nonQUICPackets.Load(),
+			ConnsIn:         n.stats.connsIn.Load(),
+			ConnsOut:        n.stats.connsOut.Load(),
+			ConnsRefused:    n.stats.connsRefused.Load(),
+			DuplicateConns:  n.stats.duplicateConns.Load(),
+			DialsFailed:     n.stats.dialsFailed.Load(),
+			StreamsIn:       n.stats.streamsIn.Load(),
+			StreamsOut:      n.stats.streamsOut.Load(),
+			StreamsRefused:  n.stats.streamsRefused.Load(),
+			BadHeaders:      n.stats.badHeaders.Load(),
+			NonQUICPackets:  n.stats.nonQUICPackets.Load(),
+			RegistryRejoins: n.stats.registryRejoins.Load(),
 		},
 	}
 	if n.cfg.Relay {
