@@ -40,6 +40,8 @@ type overlay struct {
 	bc  *broadcast.Machine
 	reg *registry.Machine
 	rng *rand.Rand // the driver's own choices (rejoin targets)
+	// onionPub is the node's X25519 circuit key, published in its record.
+	onionPub []byte
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
@@ -92,8 +94,9 @@ func newOverlay(n *Node) (*overlay, error) {
 	}
 	o := &overlay{
 		n: n, in: make(chan func(), overlayInputQueue), mem: mem, bc: bc, reg: reg,
-		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		links: map[NodeID]*overlayLink{}, timers: map[*time.Timer]struct{}{},
+		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		onionPub: n.cfg.Key.OnionKey().PublicKey().Bytes(),
+		links:    map[NodeID]*overlayLink{}, timers: map[*time.Timer]struct{}{},
 		subs: map[string][]*Subscription{},
 	}
 	o.snap.Store(&overlaySnapshot{})

@@ -114,7 +114,9 @@ func (o *overlay) updateLocal() {
 	}
 	if o.n.cfg.Relay {
 		r.RelayCapacity = uint32(o.n.cfg.Resources.MaxPeers)
+		r.RelayLoad = uint32(len(o.n.peers.snapshot()))
 	}
+	copy(r.OnionKey[:], o.onionPub)
 	outs, err := o.reg.SetLocal(time.Now(), r)
 	if err != nil {
 		o.n.log.Warn("registry: cannot publish our record", "err", err)
