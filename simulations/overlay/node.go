@@ -5,6 +5,7 @@ import (
 
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/simulations/des"
 )
 
@@ -12,6 +13,7 @@ import (
 const (
 	layerMembership des.Layer = 1
 	layerBroadcast  des.Layer = 2
+	layerRegistry   des.Layer = 3 // anti-entropy (DIGEST, RECORDS)
 )
 
 // epoch is virtual time 0 as the machines see it: a fixed date, so that
@@ -19,19 +21,23 @@ const (
 // in every run.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Node is one simulated node: one membership.Machine and one
-// broadcast.Machine, wired as the real driver wires them. It carries out
+// Node is one simulated node: one membership.Machine, one
+// broadcast.Machine and (with Scenario.RegistryUpdates) one
+// registry.Machine, wired as the real driver wires them. It carries out
 // each machine's outputs in order; membership's NeighborUp and NeighborDown
-// go to broadcast; both machines' messages share the node's links, tagged
-// by layer.
+// go to broadcast, then to the registry; registry Publish is broadcast on
+// the registry topic, and deliveries on that topic go to the registry;
+// all machines' messages share the node's links, tagged by layer.
 type Node struct {
 	sim *Sim
 	idx int
 	mem *membership.Machine
 	bc  *broadcast.Machine
+	reg *registry.Machine // nil without the registry
 
 	memTimers timerTable[membership.Timer]
 	bcTimers  timerTable[broadcast.Timer]
+	regTimers timerTable[registry.Timer]
 }
 
 var _ des.Handler = (*Node)(nil)
@@ -42,6 +48,10 @@ func (n *Node) Membership() *membership.Machine { return n.mem }
 // Broadcast returns the node's Plumtree machine.
 func (n *Node) Broadcast() *broadcast.Machine { return n.bc }
 
+// Registry returns the node's registry machine, or nil when the scenario
+// runs none.
+func (n *Node) Registry() *registry.Machine { return n.reg }
+
 // HandleMessage implements des.Handler.
 func (n *Node) HandleMessage(now time.Duration, from int, layer des.Layer, msg []byte) {
 	t := epoch.Add(now)
@@ -50,6 +60,10 @@ func (n *Node) HandleMessage(now time.Duration, from int, layer des.Layer, msg [
 		n.doMembership(t, n.mem.HandleMessage(t, n.sim.ids[from], msg))
 	case layerBroadcast:
 		n.doBroadcast(t, n.bc.HandleMessage(t, n.sim.ids[from], msg))
+	case layerRegistry:
+		if n.reg != nil {
+			n.doRegistry(t, n.reg.HandleMessage(t, n.sim.ids[from], msg))
+		}
 	}
 }
 
@@ -61,6 +75,8 @@ func (n *Node) HandleTimer(now time.Duration, layer des.Layer, token uint64) {
 		n.doMembership(t, n.mem.HandleTimer(t, n.memTimers.take(token)))
 	case layerBroadcast:
 		n.doBroadcast(t, n.bc.HandleTimer(t, n.bcTimers.take(token)))
+	case layerRegistry:
+		n.doRegistry(t, n.reg.HandleTimer(t, n.regTimers.take(token)))
 	}
 }
 
@@ -80,6 +96,15 @@ func (n *Node) HandleConnectFailed(now time.Duration, peer int) {
 func (n *Node) HandleDisconnected(now time.Duration, peer int) {
 	t := epoch.Add(now)
 	n.doMembership(t, n.mem.HandleDisconnected(t, n.sim.ids[peer]))
+}
+
+// start starts the node's registry, as the node does before it joins
+// (Machine.Start arms the sweep timer).
+func (n *Node) start() {
+	if n.reg != nil {
+		t := epoch.Add(n.sim.eng.Now())
+		n.doRegistry(t, n.reg.Start(t))
+	}
 }
 
 // join starts the node's membership through contact.
@@ -119,8 +144,15 @@ func (n *Node) doMembership(t time.Time, out []membership.Output) {
 			s.eng.SetTimer(n.idx, layerMembership, o.At.Sub(epoch), n.memTimers.put(o.Timer))
 		case membership.NeighborUp:
 			n.doBroadcast(t, n.bc.HandleNeighborUp(t, o.Peer.ID))
+			if n.reg != nil {
+				s.reg.neighborUp()
+				n.doRegistry(t, n.reg.HandleNeighborUp(t, o.Peer.ID))
+			}
 		case membership.NeighborDown:
 			n.doBroadcast(t, n.bc.HandleNeighborDown(t, o.Peer))
+			if n.reg != nil {
+				n.doRegistry(t, n.reg.HandleNeighborDown(t, o.Peer))
+			}
 		default:
 			s.unknownOutputs++
 		}
@@ -134,12 +166,49 @@ func (n *Node) doBroadcast(t time.Time, out []broadcast.Output) {
 		case broadcast.Send:
 			if to, ok := s.index(o.To); ok {
 				s.countSend(o.Msg)
+				if n.reg != nil {
+					s.reg.countBroadcastSend(s.eng.Now(), o.Msg)
+				}
 				s.eng.Send(n.idx, to, layerBroadcast, o.Msg)
 			}
 		case broadcast.SetTimer:
 			s.eng.SetTimer(n.idx, layerBroadcast, o.At.Sub(epoch), n.bcTimers.put(o.Timer))
 		case broadcast.Deliver:
+			if o.Topic == registryTopic {
+				if n.reg != nil {
+					n.doRegistry(t, n.reg.HandleBroadcast(t, o.Payload))
+				}
+				continue
+			}
 			s.delivered(n.idx, o)
+		default:
+			s.unknownOutputs++
+		}
+	}
+}
+
+// doRegistry carries out registry outputs, as the node's applyReg does.
+func (n *Node) doRegistry(t time.Time, out []registry.Output) {
+	s := n.sim
+	for _, o := range out {
+		switch o := o.(type) {
+		case registry.Publish:
+			id, bout, err := n.bc.Broadcast(t, registryTopic, o.Payload)
+			if err != nil {
+				s.buildErr = err
+				continue
+			}
+			s.reg.published(id)
+			n.doBroadcast(t, bout)
+		case registry.Send:
+			if to, ok := s.index(o.To); ok {
+				s.reg.countRegistrySend(s.eng.Now(), o.Msg)
+				s.eng.Send(n.idx, to, layerRegistry, o.Msg)
+			}
+		case registry.SetTimer:
+			s.eng.SetTimer(n.idx, layerRegistry, o.At.Sub(epoch), n.regTimers.put(o.Timer))
+		case registry.Changed:
+			s.reg.changed(n, o)
 		default:
 			s.unknownOutputs++
 		}

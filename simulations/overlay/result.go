@@ -49,6 +49,8 @@ type Result struct {
 	Invariants Invariants        `json:"invariants"`
 	Engine     des.Stats         `json:"engine"`
 	PerBcast   []BroadcastResult `json:"broadcasts"`
+	// Registry is the registry phase, with Scenario.RegistryUpdates.
+	Registry *RegistryResult `json:"registry,omitempty"`
 	// TraceSHA256 is the engine's trace hash: the same scenario and seed
 	// give the same hash.
 	TraceSHA256 string   `json:"trace_sha256"`
@@ -151,7 +153,7 @@ func secs(d time.Duration) *float64 {
 	return &f
 }
 
-func (s *Sim) result(wall time.Duration) *Result {
+func (s *Sim) result(wall time.Duration) (*Result, error) {
 	r := &Result{
 		Nodes:       s.sc.Nodes,
 		Seed:        s.sc.Seed,
@@ -211,9 +213,16 @@ func (s *Sim) result(wall time.Duration) *Result {
 			r.HealSeconds = secs(max(s.connectedAt, fullAt) - s.failAt)
 		}
 	}
+	if s.reg != nil {
+		reg, err := s.reg.result()
+		if err != nil {
+			return nil, err
+		}
+		r.Registry = reg
+	}
 	h := s.eng.TraceHash()
 	r.TraceSHA256 = hex.EncodeToString(h[:])
 	r.HeapBytesPerNode = (heapAlloc() - s.heapBase) / float64(len(s.nodes))
 	runtime.KeepAlive(s)
-	return r
+	return r, nil
 }

@@ -27,6 +27,12 @@ import (
 // run then drains for Drain, or runs until Duration if that is later.
 // Churn runs from FailAt to the end; a partition from PartitionAt to
 // HealAt.
+//
+// RegistryUpdates > 0 gives every node a registry.Machine (and a real
+// Ed25519 key, whose public key is its node ID) and adds a registry phase
+// after the drain of the last broadcast: RegistryUpdates distinct random
+// live nodes publish their record, one every RegistryInterval, and the run
+// drains for Drain after the last (see registry.go).
 type Scenario struct {
 	Nodes            int      `json:"nodes"`
 	Seed             uint64   `json:"seed"`
@@ -52,6 +58,8 @@ type Scenario struct {
 	PartitionAt      Duration `json:"partition_at"`
 	HealAt           Duration `json:"heal_at"`
 	CheckEvery       Duration `json:"check_every"`
+	RegistryUpdates  int      `json:"registry_updates"`
+	RegistryInterval Duration `json:"registry_interval"`
 }
 
 // fields lists each field with its flag name and help, in the order
@@ -83,6 +91,8 @@ func (s *Scenario) fields() []field {
 		{"partition-at", &s.PartitionAt, "`time` the partition starts"},
 		{"heal-at", &s.HealAt, "`time` the partition heals (0: never)"},
 		{"check-every", &s.CheckEvery, "`interval` at which connectivity is measured after a failure or partition"},
+		{"registry-updates", intValue{&s.RegistryUpdates}, "`number` of node records published, each by another random node, after the broadcasts' drain; every node then runs the registry (0: no registry)"},
+		{"registry-interval", &s.RegistryInterval, "`time` between two record publications"},
 	}
 }
 
@@ -111,6 +121,7 @@ func DefaultScenario() Scenario {
 		Detect:           Duration(2 * time.Second),
 		ConnectTimeout:   Duration(2 * time.Second),
 		CheckEvery:       Duration(time.Second),
+		RegistryInterval: Duration(5 * time.Second),
 	}
 }
 
@@ -169,6 +180,10 @@ func (s *Scenario) Validate() error {
 		return bad("heal-at %v must come after partition-at %v", s.HealAt, s.PartitionAt)
 	case s.CheckEvery <= 0:
 		return bad("check-every must be positive")
+	case s.RegistryUpdates < 0 || s.RegistryUpdates > s.Nodes:
+		return bad("registry-updates %d, want 0..nodes (%d)", s.RegistryUpdates, s.Nodes)
+	case s.RegistryInterval <= 0:
+		return bad("registry-interval must be positive")
 	}
 	return nil
 }

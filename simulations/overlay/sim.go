@@ -13,6 +13,7 @@ import (
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/internal/identity"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/simulations/des"
 )
 
@@ -24,10 +25,11 @@ type Options struct {
 	// Progress, if not nil, is called about once per simulated second with
 	// the virtual time and the time the run ends at.
 	Progress func(now, end time.Duration)
-	// Membership and Broadcast configure the machines; zero values mean
-	// their packages' DefaultConfig.
+	// Membership, Broadcast and Registry configure the machines; nil
+	// means their packages' DefaultConfig.
 	Membership *membership.Config
 	Broadcast  *broadcast.Config
+	Registry   *registry.Config
 	// Trace, if not nil, receives the engine's text trace (slow).
 	Trace io.Writer
 }
@@ -39,6 +41,7 @@ type Sim struct {
 	memCfg membership.Config
 	bcCfg  broadcast.Config
 	rng    *rand.Rand // the scenario's choices: contacts, victims, senders
+	reg    *regSim    // the registry phase, or nil
 
 	ids   []identity.NodeID
 	peers []membership.Peer
@@ -100,15 +103,24 @@ func New(sc Scenario, opt Options) (*Sim, error) {
 	if opt.Broadcast != nil {
 		s.bcCfg = *opt.Broadcast
 	}
-	idRand := des.NewRand(sc.Seed, 0x6964) // "id"
 	s.ids = make([]identity.NodeID, sc.Nodes)
 	s.peers = make([]membership.Peer, sc.Nodes)
 	s.nodes = make([]*Node, sc.Nodes)
 	s.lives = make([]uint32, sc.Nodes)
 	s.born = make([]time.Duration, sc.Nodes)
 	s.joinT = make([]time.Duration, sc.Nodes)
+	if sc.RegistryUpdates > 0 {
+		regCfg := registry.DefaultConfig()
+		if opt.Registry != nil {
+			regCfg = *opt.Registry
+		}
+		if s.reg, err = newRegSim(s, regCfg); err != nil {
+			return nil, err
+		}
+	}
+	idRand := des.NewRand(sc.Seed, 0x6964) // "id"
 	for i := range s.ids {
-		for {
+		for s.reg == nil {
 			var b [identity.IDLen]byte
 			for k := 0; k < len(b); k += 8 {
 				binary.LittleEndian.PutUint64(b[k:], idRand.Uint64())
@@ -133,6 +145,7 @@ func New(sc Scenario, opt Options) (*Sim, error) {
 		if got := eng.AddNode(n); got != i {
 			return nil, fmt.Errorf("overlay: engine gave node %d index %d", i, got)
 		}
+		n.start()
 	}
 	s.schedule()
 	return s, nil
@@ -153,7 +166,13 @@ func (s *Sim) newNode(i int) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{sim: s, idx: i, mem: mem, bc: bc}, nil
+	n := &Node{sim: s, idx: i, mem: mem, bc: bc}
+	if s.reg != nil {
+		if n.reg, err = registry.New(s.reg.keys[i], s.reg.cfg, des.NewRand(s.sc.Seed, stream|3)); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // index maps a node ID to its index.
@@ -185,9 +204,17 @@ func (s *Sim) lastBroadcast() time.Duration {
 	return s.failTime() + time.Duration(max(s.sc.Broadcasts-1, 0))*s.sc.Interval.D()
 }
 
+// registryStart is the time of the first record publication: after the
+// last broadcast's drain, so that no other broadcast is under way.
+func (s *Sim) registryStart() time.Duration { return s.lastBroadcast() + s.sc.Drain.D() }
+
 // End is the virtual time the run stops at.
 func (s *Sim) End() time.Duration {
-	return max(s.lastBroadcast()+s.sc.Drain.D(), s.sc.Duration.D())
+	end := s.lastBroadcast() + s.sc.Drain.D()
+	if s.sc.RegistryUpdates > 0 {
+		end = s.registryStart() + time.Duration(s.sc.RegistryUpdates-1)*s.sc.RegistryInterval.D() + s.sc.Drain.D()
+	}
+	return max(end, s.sc.Duration.D())
 }
 
 // schedule puts the scenario's actions on the engine's clock.
@@ -227,6 +254,12 @@ func (s *Sim) schedule() {
 		period := time.Duration(float64(time.Minute) / (sc.Churn * float64(sc.Nodes)))
 		for at := s.failAt; at < s.End(); at += max(period, time.Millisecond) {
 			e.At(at, s.churn)
+		}
+	}
+	if s.reg != nil {
+		s.reg.start = s.registryStart()
+		for k := range sc.RegistryUpdates {
+			e.At(s.reg.start+time.Duration(k)*sc.RegistryInterval.D(), func() { s.reg.publish(k) })
 		}
 	}
 	if sc.Partition > 0 {
@@ -301,6 +334,7 @@ func (s *Sim) churn() {
 		}
 		s.nodes[i] = n
 		s.eng.Restart(i, n)
+		n.start()
 		n.join(s.randomLive(i))
 	}
 }
@@ -367,7 +401,7 @@ func (s *Sim) Run(ctx context.Context, opt Options) (*Result, error) {
 		}
 	}
 	wall := time.Since(start)
-	return s.result(wall), nil
+	return s.result(wall)
 }
 
 // Run builds and runs sc.
