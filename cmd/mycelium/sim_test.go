@@ -64,6 +64,39 @@ func TestSim(t *testing.T) {
 	}
 }
 
+// TestSimRegistry: --registry-updates adds the registry phase, in the
+// JSON and in the summary.
+func TestSimRegistry(t *testing.T) {
+	home := shortTempDir(t)
+	r := cli(t, home, nil, "sim", "--nodes", "100", "--broadcasts", "1", "--registry-updates", "2", "--registry-interval", "2s", "--json")
+	if r.code != 0 {
+		t.Fatalf("sim: %+v", r)
+	}
+	var got struct {
+		Registry map[string]any `json:"registry"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Registry == nil {
+		t.Fatalf("sim --json printed %q: %v", r.stdout, err)
+	}
+	for _, k := range []string{"updates", "reach99_seconds_mean", "reach99_seconds_max", "reach100_seconds_mean", "reach100_seconds_max",
+		"delivered_fraction", "bytes_per_update", "bandwidth_bytes_per_node_per_second", "antientropy_bytes_per_node_per_second",
+		"neighbor_ups_per_node_per_second", "memory", "measured", "derived"} {
+		if _, ok := got.Registry[k]; !ok {
+			t.Errorf("no registry key %q in %s", k, r.stdout)
+		}
+	}
+	if got.Registry["updates"] != 2.0 || got.Registry["delivered_fraction"] != 1.0 {
+		t.Errorf("updates %v, delivered %v; want 2, 1", got.Registry["updates"], got.Registry["delivered_fraction"])
+	}
+	r = cli(t, home, nil, "sim", "--nodes", "100", "--broadcasts", "1", "--registry-updates", "2")
+	if r.code != 0 || !strings.Contains(r.stdout, "registry: 100% of nodes after") || !strings.Contains(r.stdout, "registry: memory per node") {
+		t.Fatalf("summary: %+v", r)
+	}
+	if r := cli(t, home, nil, "sim", "--nodes", "10", "--registry-updates", "11"); r.code == 0 || !strings.Contains(r.stderr, "registry-updates") {
+		t.Fatalf("11 updates of 10 nodes: %+v", r)
+	}
+}
+
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

@@ -50,8 +50,13 @@ type regUpdate struct {
 	size    int      // encoded record bytes
 	live    int      // other nodes alive (and joined) when it was published
 	got     []uint64 // bitset: nodes that took it
-	n       int      // of live, how many took it
-	delays  []time.Duration
+	hits    []regHit // in time order
+}
+
+// regHit is one node taking an update, after delay.
+type regHit struct {
+	node  int32
+	delay time.Duration
 }
 
 // keyStream is the random stream of node keys ("key").
@@ -183,8 +188,7 @@ func (r *regSim) changed(n *Node, c registry.Changed) {
 		return
 	}
 	u.got[w] |= bit
-	u.n++
-	u.delays = append(u.delays, now-u.at)
+	u.hits = append(u.hits, regHit{node: int32(i), delay: now - u.at})
 }
 
 // published notes a record's broadcast message ID.

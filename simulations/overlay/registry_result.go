@@ -15,8 +15,10 @@ import (
 //
 // An update reaches a node when that node's registry.Machine emits
 // Changed for the publisher and holds the new Seq (or a later one). The
-// nodes counted are those alive and joined at the publication, publisher
-// excepted, and still in the life they were in then.
+// nodes counted are the publisher's others that were alive and joined at
+// the publication and stayed up to the end of the run: a node that
+// crashed in between (churn) cannot take the update, and a restarted one
+// is a new node that learns it by anti-entropy.
 type RegistryResult struct {
 	// Updates is the number of records published and followed; each by a
 	// different node.
@@ -104,31 +106,47 @@ func perRefresh(f func(r time.Duration) float64) PerRefresh {
 
 // RegistryUpdateResult is one publication.
 type RegistryUpdateResult struct {
-	K        int      `json:"k"`
-	Node     int      `json:"node"`
-	AtSec    float64  `json:"at_seconds"`
-	Bytes    int      `json:"record_bytes"`
-	Live     int      `json:"live"`
-	Reached  int      `json:"reached"`
-	Reach99  *float64 `json:"reach99_seconds"`
-	Reach100 *float64 `json:"reach100_seconds"`
+	K     int     `json:"k"`
+	Node  int     `json:"node"`
+	AtSec float64 `json:"at_seconds"`
+	Bytes int     `json:"record_bytes"`
+	// LiveAtPublication: other nodes alive and joined at the publication;
+	// Live: those of them that stayed up to the end, the nodes counted.
+	LiveAtPublication int      `json:"live_at_publication"`
+	Live              int      `json:"live"`
+	Reached           int      `json:"reached"` // of Live
+	Reach99           *float64 `json:"reach99_seconds"`
+	Reach100          *float64 `json:"reach100_seconds"`
 }
 
-func (u *regUpdate) result() RegistryUpdateResult {
-	r := RegistryUpdateResult{K: u.k, Node: u.node, AtSec: u.at.Seconds(), Bytes: u.size, Live: u.live, Reached: u.n}
-	// delays are in time order: the engine dispatches in time order.
-	if need := int(math.Ceil(0.99 * float64(u.live))); need > 0 && u.n >= need {
-		r.Reach99 = secs(u.delays[need-1])
-	} else if u.live == 0 {
-		r.Reach99 = secs(0)
-	}
-	if u.n == u.live {
-		r.Reach100 = secs(0)
-		if u.n > 0 {
-			r.Reach100 = secs(u.delays[u.n-1])
+func (r *regSim) updateResult(u *regUpdate) RegistryUpdateResult {
+	s := r.s
+	up := func(i int) bool { return s.eng.Alive(i) && s.born[i] <= u.at && s.joinT[i] <= u.at }
+	res := RegistryUpdateResult{K: u.k, Node: u.node, AtSec: u.at.Seconds(), Bytes: u.size, LiveAtPublication: u.live}
+	for i := range s.nodes {
+		if i != u.node && up(i) {
+			res.Live++
 		}
 	}
-	return r
+	var delays []time.Duration // in time order, as the engine dispatched them
+	for _, h := range u.hits {
+		if up(int(h.node)) {
+			delays = append(delays, h.delay)
+		}
+	}
+	res.Reached = len(delays)
+	if need := int(math.Ceil(0.99 * float64(res.Live))); need == 0 {
+		res.Reach99 = secs(0)
+	} else if len(delays) >= need {
+		res.Reach99 = secs(delays[need-1])
+	}
+	if res.Reached == res.Live {
+		res.Reach100 = secs(0)
+		if res.Reached > 0 {
+			res.Reach100 = secs(delays[res.Reached-1])
+		}
+	}
+	return res
 }
 
 // meanMax returns the mean of the non-nil values and their max, which is
@@ -170,7 +188,7 @@ func (r *regSim) result() (*RegistryResult, error) {
 	var r99, r100 []*float64
 	res.DeliveredFractionMin = 1
 	for _, u := range r.updates {
-		ur := u.result()
+		ur := r.updateResult(u)
 		res.PerUpdate = append(res.PerUpdate, ur)
 		res.RecordBytes += float64(u.size)
 		r99 = append(r99, ur.Reach99)
@@ -179,8 +197,8 @@ func (r *regSim) result() (*RegistryResult, error) {
 			res.ReachedAll++
 		}
 		f := 1.0
-		if u.live > 0 {
-			f = float64(u.n) / float64(u.live)
+		if ur.Live > 0 {
+			f = float64(ur.Reached) / float64(ur.Live)
 		}
 		res.DeliveredFraction += f
 		res.DeliveredFractionMin = min(res.DeliveredFractionMin, f)

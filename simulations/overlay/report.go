@@ -52,6 +52,10 @@ svg text{font:12px system-ui,sans-serif;fill:#333}
 	b.WriteString(degreePlot(r))
 	b.WriteString("<h2>Per broadcast</h2>\n")
 	b.WriteString(perBroadcastTable(r))
+	if r.Registry != nil {
+		b.WriteString("<h2>Registry updates</h2>\n<p>Each a record published by another random node after the broadcasts. Reached: nodes alive from its publication to the end of the run that took it (Changed, with the new sequence number).</p>\n")
+		b.WriteString(registryTable(r.Registry))
+	}
 	fmt.Fprintf(&b, "<p>Trace SHA-256: <code>%s</code></p>\n</body></html>\n", r.TraceSHA256)
 	return b.String()
 }
@@ -83,6 +87,9 @@ func SummaryRows(r *Result) [][2]string {
 			[2]string{"full delivery after", opt(r.FullDeliveryAfterSeconds)},
 			[2]string{"heal time", opt(r.HealSeconds)})
 	}
+	if g := r.Registry; g != nil {
+		rows = append(rows, registryRows(g)...)
+	}
 	inv := "ok"
 	if !r.Invariants.OK {
 		j, _ := json.Marshal(r.Invariants)
@@ -97,6 +104,44 @@ func SummaryRows(r *Result) [][2]string {
 		[2]string{"heap per node", fmt.Sprintf("%.1f KiB", r.HeapBytesPerNode/1024)},
 	)
 	return rows
+}
+
+// registryRows are the registry phase's summary rows.
+func registryRows(g *RegistryResult) [][2]string {
+	reach := func(mean, hi *float64) string {
+		if mean == nil {
+			return "never"
+		}
+		if hi == nil {
+			return fmt.Sprintf("mean %.2f s, max never", *mean)
+		}
+		return fmt.Sprintf("mean %.2f s, max %.2f s", *mean, *hi)
+	}
+	per := func(p PerRefresh) string {
+		return fmt.Sprintf("%s/s at 1 min, %s/s at 5 min, %s/s at 15 min", fmtBytes(p.M1), fmtBytes(p.M5), fmtBytes(p.M15))
+	}
+	return [][2]string{
+		{"registry updates", fmt.Sprintf("%d of %.0f-byte records, %d reached every node", g.Updates, g.RecordBytes, g.ReachedAll)},
+		{"registry: 99% of nodes after", reach(g.Reach99Mean, g.Reach99Max)},
+		{"registry: 100% of nodes after", reach(g.Reach100Mean, g.Reach100Max)},
+		{"registry: delivered", fmt.Sprintf("%.4f (least %.4f)", g.DeliveredFraction, g.DeliveredFractionMin)},
+		{"registry: bytes per update (C)", fmtBytes(g.BytesPerUpdate) + " network-wide"},
+		{"registry: C/R per node (derived)", per(g.Bandwidth)},
+		{"registry: anti-entropy per node (derived)", fmt.Sprintf("%s/s = %.3g NeighborUps/node/s x %s full digest", fmtBytes(g.AntiEntropy), g.NeighborUpsPerNodePerSecond, fmtBytes(float64(g.DigestBytes)))},
+		{"registry: total per node (derived)", per(g.Total)},
+		{"registry: memory per node", fmt.Sprintf("%s for %d records (%.0f B per record)", fmtBytes(g.Memory.HeapBytes), g.Memory.Records, g.Memory.HeapBytesPerRecord)},
+	}
+}
+
+// fmtBytes writes a byte count with a binary unit.
+func fmtBytes(b float64) string {
+	switch {
+	case b >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", b/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
 }
 
 func summaryTable(r *Result) string {
@@ -119,6 +164,23 @@ func perBroadcastTable(r *Result) string {
 	for _, p := range r.PerBcast {
 		fmt.Fprintf(&b, "<tr><td>%d</td><td>%.1f</td><td>%v</td><td>%d</td><td>%d</td><td>%d</td><td>%.4f</td><td>%d</td><td>%.3f</td><td>%d</td><td>%.0f</td></tr>\n",
 			p.K, p.AtSec, p.Measured, p.Sender, p.Live, p.Delivered, p.Reliability, p.PayloadMsgs, p.RMR, p.LDH, p.LastMs)
+	}
+	b.WriteString("</table>\n")
+	return b.String()
+}
+
+func registryTable(g *RegistryResult) string {
+	opt := func(p *float64) string {
+		if p == nil {
+			return "never"
+		}
+		return fmt.Sprintf("%.3f", *p)
+	}
+	var b strings.Builder
+	b.WriteString("<table><tr><th>k</th><th>published at (s)</th><th>node</th><th>record bytes</th><th>live then</th><th>live then and at end</th><th>reached</th><th>99% after (s)</th><th>100% after (s)</th></tr>\n")
+	for _, u := range g.PerUpdate {
+		fmt.Fprintf(&b, "<tr><td>%d</td><td>%.1f</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td></tr>\n",
+			u.K, u.AtSec, u.Node, u.Bytes, u.LiveAtPublication, u.Live, u.Reached, opt(u.Reach99), opt(u.Reach100))
 	}
 	b.WriteString("</table>\n")
 	return b.String()

@@ -76,7 +76,7 @@ func (s *Scenario) fields() []field {
 		{"join", &s.Join, "nodes join one after another over this `time` (0: 12 ms per node)"},
 		{"settle", &s.Settle, "quiet `time` after the last join, before the warm-up broadcasts"},
 		{"fail-at", &s.FailAt, "`time` of the failure and the first measured broadcast (0: one interval after the warm-up)"},
-		{"drain", &s.Drain, "`time` simulated after the last broadcast"},
+		{"drain", &s.Drain, "`time` simulated after the last broadcast, and after the last record publication"},
 		{"duration", &s.Duration, "total simulated `time`, if longer than the timeline needs"},
 		{"sender", stringValue{&s.Sender}, "`who` broadcasts: fixed (one live node, as the Plumtree paper measures) or random"},
 		{"payload", intValue{&s.Payload}, "payload `bytes` per broadcast (8 to 60000)"},
@@ -91,7 +91,7 @@ func (s *Scenario) fields() []field {
 		{"partition-at", &s.PartitionAt, "`time` the partition starts"},
 		{"heal-at", &s.HealAt, "`time` the partition heals (0: never)"},
 		{"check-every", &s.CheckEvery, "`interval` at which connectivity is measured after a failure or partition"},
-		{"registry-updates", intValue{&s.RegistryUpdates}, "`number` of node records published, each by another random node, after the broadcasts' drain; every node then runs the registry (0: no registry)"},
+		{"registry-updates", intValue{&s.RegistryUpdates}, "`number` of nodes that publish their signed record after the broadcasts' drain, one every registry-interval; every node runs the registry (0: no registry)"},
 		{"registry-interval", &s.RegistryInterval, "`time` between two record publications"},
 	}
 }
