@@ -54,12 +54,13 @@
 // joined at the publication that stay up to the end of the run. Bytes: every GOSSIP on the registry topic,
 // IHAVE announcements and GRAFTs of registry message IDs, PRUNEs and
 // GRAFT(null)s sent during the phase (no other broadcast is under way
-// then), and RECORDS messages; over the publications, that is C, the cost
-// of one publication network-wide. If every node republishes once per
-// period R, each node sends (and receives) C/R bytes a second. DIGESTs
-// are the other term: NeighborUps per node per second in the phase times
-// a full digest at Nodes records (RegistryResult says which figures are
-// measured and which derived).
+// then); over the publications, that is C, the cost of one publication
+// network-wide. If every node republishes once per period R, each node
+// sends (and receives) C/R bytes a second. Anti-entropy is the other
+// term: NeighborUps per node per second in the phase times a full digest
+// at Nodes records, plus the RECORDS bytes measured, each message scaled
+// from the records in circulation when it was sent to Nodes records
+// (RegistryResult says which figures are measured and which derived).
 //
 // # Measurement
 //

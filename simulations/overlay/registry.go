@@ -39,6 +39,9 @@ type regSim struct {
 
 	bytes       RegistryBytes // sent from start on
 	neighborUps uint64        // NeighborUp outputs from start on
+	// recordsPerHeld sums each RECORDS message's bytes over the records
+	// published by then: RECORDS bytes per record in circulation.
+	recordsPerHeld float64
 }
 
 // regUpdate is what is measured of one publication.
@@ -271,5 +274,8 @@ func (r *regSim) countRegistrySend(now time.Duration, msg []byte) {
 		r.bytes.Digest += uint64(len(msg))
 	case registry.MsgRecords:
 		r.bytes.Records += uint64(len(msg))
+		if len(r.updates) > 0 {
+			r.recordsPerHeld += float64(len(msg)) / float64(len(r.updates))
+		}
 	}
 }

@@ -46,7 +46,8 @@ type RegistryResult struct {
 	DeliveredFractionMin float64 `json:"delivered_fraction_min"`
 
 	// BytesPerUpdate is C, the network-wide bytes one publication costs:
-	// Bytes' broadcast share and RECORDS, over Publications.
+	// Bytes' broadcast share (Gossip, IHave, Graft, Prune) over
+	// Publications.
 	BytesPerUpdate float64 `json:"bytes_per_update"`
 	// Bytes are the registry's bytes sent by all nodes in the phase.
 	Bytes RegistryBytes `json:"bytes"`
@@ -64,10 +65,20 @@ type RegistryResult struct {
 	// DigestBytes is what one node sends on a NeighborUp when it holds a
 	// record of each of the Nodes nodes: its full digest, in DIGEST
 	// messages of registry.Config.DigestChunk entries. Its neighbour does
-	// the same (it has its own NeighborUp); in sync, no RECORDS follow.
+	// the same (it has its own NeighborUp), so a new link costs twice this,
+	// one digest from each end; in sync, no RECORDS follow.
 	DigestBytes int `json:"digest_bytes"`
-	// AntiEntropy is NeighborUpsPerNodePerSecond * DigestBytes: the bytes
-	// per node per second of anti-entropy with a full registry in sync.
+	// AntiEntropyDigest is NeighborUpsPerNodePerSecond * DigestBytes: the
+	// DIGEST bytes each node sends per second with a full registry.
+	AntiEntropyDigest float64 `json:"antientropy_digest_bytes_per_node_per_second"`
+	// AntiEntropyRecords is the RECORDS bytes each node would send per
+	// second with a full registry: each RECORDS message's bytes over the
+	// records published by the time it was sent, times Nodes records,
+	// summed, over Nodes and PhaseSeconds. Records are pushed only to a
+	// neighbour out of sync, such as a node that restarted empty (churn);
+	// with no churn it is about zero.
+	AntiEntropyRecords float64 `json:"antientropy_records_bytes_per_node_per_second"`
+	// AntiEntropy is AntiEntropyDigest + AntiEntropyRecords.
 	AntiEntropy float64 `json:"antientropy_bytes_per_node_per_second"`
 	// Total is Bandwidth + AntiEntropy.
 	Total PerRefresh `json:"total_bytes_per_node_per_second"`
@@ -89,7 +100,7 @@ type RegistryBytes struct {
 	IHave   uint64 `json:"ihave"`   // IHAVEs, or their announcements, of registry messages
 	Graft   uint64 `json:"graft"`   // GRAFTs for registry messages, and GRAFT(null) in the phase
 	Prune   uint64 `json:"prune"`   // PRUNEs in the phase
-	Records uint64 `json:"records"` // anti-entropy RECORDS
+	Records uint64 `json:"records"` // anti-entropy RECORDS (not in C: the anti-entropy term)
 	Digest  uint64 `json:"digest"`  // anti-entropy DIGESTs (not in C: the anti-entropy term)
 }
 
@@ -183,6 +194,7 @@ func (r *regSim) result() (*RegistryResult, error) {
 			"reach100_seconds_mean", "reach100_seconds_max", "updates_reaching_all", "delivered_fraction",
 			"delivered_fraction_min", "bytes_per_update", "bytes", "neighbor_ups_per_node_per_second", "memory", "per_update"},
 		Derived: []string{"digest_bytes", "bandwidth_bytes_per_node_per_second",
+			"antientropy_digest_bytes_per_node_per_second", "antientropy_records_bytes_per_node_per_second",
 			"antientropy_bytes_per_node_per_second", "total_bytes_per_node_per_second"},
 	}
 	var r99, r100 []*float64
@@ -214,7 +226,7 @@ func (r *regSim) result() (*RegistryResult, error) {
 
 	b := r.bytes
 	if r.publications > 0 {
-		res.BytesPerUpdate = float64(b.Gossip+b.IHave+b.Graft+b.Prune+b.Records) / float64(r.publications)
+		res.BytesPerUpdate = float64(b.Gossip+b.IHave+b.Graft+b.Prune) / float64(r.publications)
 	}
 	res.Bandwidth = perRefresh(func(p time.Duration) float64 { return res.BytesPerUpdate / p.Seconds() })
 	live := 0
@@ -231,7 +243,11 @@ func (r *regSim) result() (*RegistryResult, error) {
 		return nil, err
 	}
 	res.DigestBytes = d
-	res.AntiEntropy = res.NeighborUpsPerNodePerSecond * float64(d)
+	res.AntiEntropyDigest = res.NeighborUpsPerNodePerSecond * float64(d)
+	if res.PhaseSeconds > 0 {
+		res.AntiEntropyRecords = r.recordsPerHeld / res.PhaseSeconds
+	}
+	res.AntiEntropy = res.AntiEntropyDigest + res.AntiEntropyRecords
 	res.Total = perRefresh(func(p time.Duration) float64 { return res.BytesPerUpdate/p.Seconds() + res.AntiEntropy })
 
 	mem, err := measureRegistryMemory(r.keys, r.cfg, epoch.Add(s.eng.Now()))

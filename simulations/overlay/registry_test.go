@@ -63,8 +63,9 @@ func TestRegistryUpdatesReachAll(t *testing.T) {
 	if g.Bandwidth.M1 != g.BytesPerUpdate/60 || g.Bandwidth.M15 != g.BytesPerUpdate/900 {
 		t.Errorf("bandwidth %+v for C %v", g.Bandwidth, g.BytesPerUpdate)
 	}
-	if g.DigestBytes != 67+300*40 || g.AntiEntropy != g.NeighborUpsPerNodePerSecond*float64(g.DigestBytes) {
-		t.Errorf("digest %d bytes, anti-entropy %v", g.DigestBytes, g.AntiEntropy)
+	if g.DigestBytes != 67+300*40 || g.AntiEntropyDigest != g.NeighborUpsPerNodePerSecond*float64(g.DigestBytes) ||
+		g.AntiEntropy != g.AntiEntropyDigest+g.AntiEntropyRecords || g.Total.M5 != g.Bandwidth.M5+g.AntiEntropy {
+		t.Errorf("digest %d bytes, anti-entropy %v = %v + %v, total %+v", g.DigestBytes, g.AntiEntropy, g.AntiEntropyDigest, g.AntiEntropyRecords, g.Total)
 	}
 	if g.Memory.Records != 300 || g.Memory.HeapBytesPerRecord < g.Memory.RecordBytes || g.Memory.HeapBytesPerRecord > 8<<10 {
 		t.Errorf("memory %+v", g.Memory)
@@ -103,7 +104,7 @@ func TestRegistrySameSeedSameTrace(t *testing.T) {
 	if !reflect.DeepEqual(strip(a), strip(b)) {
 		t.Fatal("same seed, different results")
 	}
-	if a.Registry.Publications < 4 || a.Registry.Bytes.Digest == 0 || a.Registry.NeighborUpsPerNodePerSecond == 0 {
+	if a.Registry.Publications < 4 || a.Registry.Bytes.Digest == 0 || a.Registry.Bytes.Records == 0 || a.Registry.NeighborUpsPerNodePerSecond == 0 {
 		t.Fatalf("the churn ran no anti-entropy: %+v", a.Registry)
 	}
 	sc.RegistryUpdates = 0

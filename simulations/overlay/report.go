@@ -127,7 +127,8 @@ func registryRows(g *RegistryResult) [][2]string {
 		{"registry: delivered", fmt.Sprintf("%.4f (least %.4f)", g.DeliveredFraction, g.DeliveredFractionMin)},
 		{"registry: bytes per update (C)", fmtBytes(g.BytesPerUpdate) + " network-wide"},
 		{"registry: C/R per node (derived)", per(g.Bandwidth)},
-		{"registry: anti-entropy per node (derived)", fmt.Sprintf("%s/s = %.3g NeighborUps/node/s x %s full digest", fmtBytes(g.AntiEntropy), g.NeighborUpsPerNodePerSecond, fmtBytes(float64(g.DigestBytes)))},
+		{"registry: anti-entropy per node (derived)", fmt.Sprintf("%s/s = %.3g NeighborUps/node/s x %s full digest + %s/s records pushed",
+			fmtBytes(g.AntiEntropy), g.NeighborUpsPerNodePerSecond, fmtBytes(float64(g.DigestBytes)), fmtBytes(g.AntiEntropyRecords))},
 		{"registry: total per node (derived)", per(g.Total)},
 		{"registry: memory per node", fmt.Sprintf("%s for %d records (%.0f B per record)", fmtBytes(g.Memory.HeapBytes), g.Memory.Records, g.Memory.HeapBytesPerRecord)},
 	}
