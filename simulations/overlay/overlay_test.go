@@ -223,6 +223,8 @@ func TestLoadScenario(t *testing.T) {
 		"trailing_data": `{"nodes": 50} {}`,
 		"bad_duration":  `{"interval": "soon"}`,
 		"out_of_range":  `{"fail": 1}`,
+		"registry_over": `{"nodes": 10, "registry_updates": 11}`,
+		"registry_gap":  `{"registry_updates": 2, "registry_interval": "0s"}`,
 		"not_json":      `nodes=5`,
 	} {
 		t.Run(name, func(t *testing.T) {
