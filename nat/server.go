@@ -69,7 +69,7 @@ type ServerStats struct {
 	Oversized   uint64 // over MaxSTUNSize, dropped unread
 	Malformed   uint64 // not STUN, or bad attributes or FINGERPRINT
 	NotRequest  uint64 // well-formed STUN but not a Binding request (responses, indications, other methods)
-	Unsupported uint64 // Binding requests with a comprehension-required attribute
+	Unsupported uint64 // Binding requests with an unknown comprehension-required attribute (any but the address ones, which are ignored)
 	TooShort    uint64 // Binding requests whose answer would exceed len(pkt)+MaxAmplification
 	RateLimited uint64 // Binding requests over the source's token bucket
 	SourcesFull uint64 // Binding requests from a new source refused: MaxSources held, none refilled
@@ -114,7 +114,8 @@ func (s *Server) Stats() ServerStats {
 // Handle answers one packet from `from` (already known to be non-QUIC).
 // It returns the response to send back to from, or nil. Only well-formed
 // Binding requests are answered (class request, method Binding, no
-// comprehension-required attribute, FINGERPRINT correct if present), with
+// comprehension-required attribute but (XOR-)MAPPED-ADDRESS, which is
+// ignored, FINGERPRINT correct if present), with
 // a Binding success response carrying the same transaction ID and
 // XOR-MAPPED-ADDRESS = from, nothing else: 32 bytes for IPv4, 44 for
 // IPv6. The answer is never longer than len(pkt)+MaxAmplification; a
@@ -142,9 +143,7 @@ func (s *Server) Handle(now time.Time, pkt []byte, from netip.AddrPort) []byte {
 		return nil
 	}
 	s.stats.Requests++
-	if a.unknownRequired || a.xorMapped != nil || a.mapped != nil {
-		// An address attribute in a request is comprehension-required
-		// and meaningless to us.
+	if a.unknownRequired {
 		s.stats.Unsupported++
 		return nil
 	}
