@@ -251,3 +251,5 @@ func pionRequest(t testing.TB, fp bool) []byte {
 	}
 	return m.Raw
 }
+
+var pionFingerprint stun.Setter = stun.Fingerprint
