@@ -40,7 +40,8 @@ type Node struct {
 	leaving   bool // Close is publishing our tombstone
 
 	stats   counters
-	overlay *overlay // membership and broadcast driver
+	overlay *overlay    // membership and broadcast driver
+	stun    *stunServer // answers STUN Binding requests on the socket
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -54,6 +55,7 @@ func New(cfg Config) (*Node, error) {
 		peers:     newPeerTable(cfg.Key.ID(), 2*cfg.HandshakeTimeout),
 		pending:   make(chan struct{}, cfg.Resources.MaxPendingStreams),
 		listeners: make(map[string]*listener),
+		stun:      newSTUNServer(),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -429,12 +431,6 @@ func (n *Node) keepConnected(id NodeID) {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
-}
-
-func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
-	// STUN and hole-punch packets land here once the NAT layer exists;
-	// until then they are counted and dropped.
-	n.stats.nonQUICPackets.Add(1)
 }
 
 // counters are the node's plain event counters, exported by Stats.

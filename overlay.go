@@ -15,6 +15,7 @@ import (
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/nat"
 	"github.com/mycelium-net/mycelium/registry"
 )
 
@@ -42,6 +43,8 @@ type overlay struct {
 	rng *rand.Rand // the driver's own choices (rejoin targets)
 	// onionPub is the node's X25519 circuit key, published in its record.
 	onionPub []byte
+	prober   *nat.Prober // reflexive address discovery
+	nat      natState    // what the last discovery round found
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
@@ -75,6 +78,7 @@ type overlaySnapshot struct {
 	bc      broadcast.Stats
 	known   int
 	reg     registry.Stats
+	nat     natState
 }
 
 func newOverlay(n *Node) (*overlay, error) {
@@ -92,10 +96,15 @@ func newOverlay(n *Node) (*overlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mycelium: registry: %w", err)
 	}
+	prober, err := nat.NewProber(nat.DefaultProberConfig(), seed)
+	if err != nil {
+		return nil, fmt.Errorf("mycelium: nat: %w", err)
+	}
 	o := &overlay{
 		n: n, in: make(chan func(), overlayInputQueue), mem: mem, bc: bc, reg: reg,
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		onionPub: n.cfg.Key.OnionKey().PublicKey().Bytes(),
+		prober:   prober,
 		links:    map[NodeID]*overlayLink{}, timers: map[*time.Timer]struct{}{},
 		subs: map[string][]*Subscription{},
 	}
@@ -137,6 +146,7 @@ func (o *overlay) run(bootstrap []Peer) {
 	o.applyReg(o.reg.Start(time.Now()))
 	o.updateLocal()
 	o.armLonelyCheck()
+	o.armNATRound(natFirstRound)
 	if len(bootstrap) > 0 {
 		p := bootstrap[0]
 		o.apply(o.mem.Join(time.Now(), o.peerOf(p)))
@@ -192,7 +202,7 @@ func (o *overlay) publish() {
 	}
 	rs := o.reg.Stats()
 	o.snap.Store(&overlaySnapshot{active: ids, passive: len(o.mem.Passive()), mem: o.mem.Stats(), bc: o.bc.Stats(),
-		known: rs.Held - rs.Tombstones, reg: rs})
+		known: rs.Held - rs.Tombstones, reg: rs, nat: o.nat})
 }
 
 // apply performs membership outputs in order.

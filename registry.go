@@ -106,7 +106,12 @@ func (o *overlay) updateLocal() {
 		}
 	}
 	r := registry.Record{
-		Inbound:   true, // until the NAT layer says otherwise
+		// Behind a NAT (as far as discovery knows) we take no inbound
+		// connections; until a round has run we say we do.
+		Inbound:   o.nat.public || o.nat.observers < 2,
+		Mapping:   o.nat.mapping,
+		Filtering: o.nat.filtering,
+		Reflexive: o.nat.reflexive[:min(len(o.nat.reflexive), registry.MaxAddrs)],
 		Listen:    o.mem.Self().Addrs,
 		Relay:     o.n.cfg.Relay,
 		Services:  svcs,

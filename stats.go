@@ -17,6 +17,7 @@ type Stats struct {
 	Services []string    `json:"services"` // services with a listener, sorted
 	Active   []NodeID    `json:"active"`   // the membership active view, sorted
 	Passive  int         `json:"passive"`  // the size of the membership passive view
+	NAT      NATStats    `json:"nat"`      // this node's NAT: mapping, filtering, reflexive addresses
 	Known    int         `json:"known"`    // node records the registry holds, this node's own included (tombstones of nodes that left are not counted)
 	Counters Counters    `json:"counters"`
 	// Membership and Broadcast are the protocol machines' own counters.
@@ -86,6 +87,8 @@ func (n *Node) Stats() Stats {
 	st.Active = append([]NodeID{}, snap.active...)
 	st.Passive = snap.passive
 	st.Known = snap.known
+	st.NAT = snap.nat.stats()
+	st.NAT.STUN = n.stun.stats()
 	st.Registry = snap.reg
 	st.Membership, st.Broadcast = snap.mem, snap.bc
 	st.Counters.OverlayDropped = n.overlay.dropped.Load()

@@ -25,7 +25,7 @@ func controlFlag(fs *flagSet) *string {
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "status", "[--json]", "Shows a running node's ID, listen addresses, services and connected peers.")
 	ctl := controlFlag(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object (keys: id, role, listen, peers[id, path, addr, rtt_ms, ...], services, active, passive, known, counters, membership, broadcast, registry, exposes, forwards)")
+	asJSON := fs.Bool("json", false, "print one JSON object (keys: id, role, listen, peers[id, path, addr, rtt_ms, ...], services, active, passive, known, nat{mapping, filtering, reflexive, public, observers, stun}, counters, membership, broadcast, registry, exposes, forwards)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -58,6 +58,7 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(tw, "services\t%s\n", orNone(strings.Join(st.Services, ", ")))
 	fmt.Fprintf(tw, "overlay\t%d active, %d passive\n", len(st.Active), st.Passive)
 	fmt.Fprintf(tw, "registry\t%d known nodes\n", st.Known)
+	fmt.Fprintf(tw, "nat\tmapping %s, filtering %s, reflexive %s\n", st.NAT.Mapping, st.NAT.Filtering, orNone(strings.Join(st.NAT.Reflexive, ", ")))
 	tw.Flush()
 	fmt.Fprintf(w, "\npeers (%d):\n", len(st.Peers))
 	if len(st.Peers) > 0 {

@@ -1,0 +1,256 @@
+package mycelium
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mycelium-net/mycelium/nat"
+	"github.com/mycelium-net/mycelium/registry"
+)
+
+// The NAT layer on the node: every node answers STUN Binding requests on
+// its QUIC socket (nat.Server, rate-limited, never amplifying), and asks
+// the nodes its registry knows for its own reflexive address (nat.Prober).
+// From the answers of several observers it tells whether it is behind a
+// NAT and classifies the mapping; the result goes into its record and into
+// Stats.NAT. (Filtering probes and hole punching come next.)
+
+const (
+	// natFirstRound is when the first discovery round runs after Start,
+	// and natRetry how soon a round runs again while too few observers
+	// were known to classify.
+	natFirstRound = 2 * time.Second
+	natRetry      = 30 * time.Second
+	// natInterval spaces the rounds once the class is known.
+	natInterval = 5 * time.Minute
+	// natMaxObservers bounds the observers of one round.
+	natMaxObservers = 8
+)
+
+// NATStats is what the node knows of its own NAT, in RFC 4787 terms.
+type NATStats struct {
+	// Mapping and Filtering are "endpoint-independent",
+	// "address-dependent", "address-and-port-dependent" or "unknown". A
+	// node whose observers all see its own bound address is not behind a
+	// NAT: both are endpoint-independent.
+	Mapping   string `json:"mapping"`
+	Filtering string `json:"filtering"`
+	// Reflexive are the addresses observers saw this node's packets come
+	// from, sorted.
+	Reflexive []string `json:"reflexive"`
+	// Public says every observer saw the node's bound address.
+	Public bool `json:"public"`
+	// Observers is how many observers answered the last round.
+	Observers int `json:"observers"`
+	// STUN counts the Binding requests this node answered for others.
+	STUN nat.ServerStats `json:"stun"`
+}
+
+// natState is the driver's view of the NAT, published in snapshots.
+type natState struct {
+	mapping, filtering registry.NATClass
+	reflexive          []netip.AddrPort
+	public             bool
+	observers          int
+}
+
+// stunServer guards the STUN responder, which the transport's reader
+// goroutine calls.
+type stunServer struct {
+	mu  sync.Mutex
+	srv *nat.Server
+}
+
+func newSTUNServer() *stunServer {
+	srv, err := nat.NewServer(nat.DefaultServerConfig())
+	if err != nil {
+		panic("mycelium: default STUN server config: " + err.Error()) // a bug
+	}
+	return &stunServer{srv: srv}
+}
+
+func (s *stunServer) handle(b []byte, from netip.AddrPort) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.Handle(time.Now(), b, from)
+}
+
+func (s *stunServer) stats() nat.ServerStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.Stats()
+}
+
+// handleNonQUIC takes the socket's non-QUIC packets: STUN requests are
+// answered at once; anything else that looks like STUN goes to the
+// driver's prober (dropped, and counted, if the driver is busy).
+func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
+	n.stats.nonQUICPackets.Add(1)
+	ua, ok := from.(*net.UDPAddr)
+	if !ok || len(b) > nat.MaxSTUNSize || !nat.IsSTUN(b) {
+		return
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if resp := n.stun.handle(b, ap); resp != nil {
+		if tr, err := n.transport(); err == nil {
+			tr.WriteTo(resp, from)
+		}
+		return
+	}
+	pkt := slices.Clone(b)
+	o := n.overlay
+	if !o.tryPost(func() {
+		if ok, outs := o.prober.HandleResponse(time.Now(), pkt, ap); ok {
+			o.applyNAT(outs)
+		}
+	}) {
+		o.dropped.Add(1)
+	}
+}
+
+// tryPost hands f to the driver goroutine if its queue has room.
+func (o *overlay) tryPost(f func()) bool {
+	select {
+	case o.in <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+// applyNAT performs prober outputs.
+func (o *overlay) applyNAT(outs []nat.Output) {
+	for _, out := range outs {
+		switch out := out.(type) {
+		case nat.Send:
+			if tr, err := o.n.transport(); err == nil {
+				tr.WriteTo(out.Msg, net.UDPAddrFromAddrPort(out.To))
+			}
+		case nat.SetTimer:
+			o.setTimer(out.At, func() { o.applyNAT(o.prober.HandleTimer(time.Now(), out.Timer)) })
+		case nat.Done:
+			o.natDone(out)
+		}
+	}
+}
+
+// armNATRound schedules the next discovery round.
+func (o *overlay) armNATRound(after time.Duration) {
+	o.setTimer(time.Now().Add(after), o.natRound)
+}
+
+// natRound starts a discovery round against the observers the registry
+// offers, or waits for more.
+func (o *overlay) natRound() {
+	obs := o.natObservers()
+	if len(obs) < 2 {
+		o.armNATRound(natRetry)
+		return
+	}
+	o.applyNAT(o.prober.Start(time.Now(), obs))
+}
+
+// natObservers picks up to natMaxObservers addresses of other nodes that
+// accept inbound connections: as many distinct IPs as possible, and up to
+// two ports per IP, so that the mapping can be told apart by address and
+// by port.
+func (o *overlay) natObservers() []netip.AddrPort {
+	byIP := map[netip.Addr][]netip.AddrPort{}
+	for _, r := range o.reg.Records(time.Now()) {
+		if r.ID == o.n.id || !r.Inbound {
+			continue
+		}
+		for _, a := range r.Listen {
+			if a.Addr().IsValid() && !a.Addr().IsUnspecified() && !slices.Contains(byIP[a.Addr()], a) {
+				byIP[a.Addr()] = append(byIP[a.Addr()], a)
+			}
+		}
+	}
+	ips := make([]netip.Addr, 0, len(byIP))
+	for ip := range byIP {
+		ips = append(ips, ip)
+		slices.SortFunc(byIP[ip], func(a, b netip.AddrPort) int { return a.Compare(b) })
+	}
+	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
+	o.rng.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+	var out []netip.AddrPort
+	for round := range 2 {
+		for _, ip := range ips {
+			if len(out) < natMaxObservers && round < len(byIP[ip]) {
+				out = append(out, byIP[ip][round])
+			}
+		}
+	}
+	return out
+}
+
+// natDone takes a round's result: public or not, the mapping class, the
+// reflexive addresses; publishes them in our record when they changed.
+func (o *overlay) natDone(d nat.Done) {
+	st := natState{mapping: d.Mapping, filtering: registry.NATUnknown, reflexive: d.Reflexive, observers: len(d.Observations)}
+	if len(d.Observations) >= 2 && o.mappedIsLocal(d.Observations) {
+		st.public = true
+		st.mapping, st.filtering = registry.NATEndpointIndependent, registry.NATEndpointIndependent
+	}
+	changed := st.public != o.nat.public || st.mapping != o.nat.mapping || !slices.Equal(st.reflexive, o.nat.reflexive)
+	o.nat = st
+	if changed {
+		o.updateLocal()
+	}
+	next := natInterval
+	if st.mapping == registry.NATUnknown {
+		next = natRetry
+	}
+	o.armNATRound(next)
+}
+
+// mappedIsLocal reports whether every observer saw one of our own
+// addresses: the bound one, or with a wildcard bind, an interface address
+// with the bound port.
+func (o *overlay) mappedIsLocal(obs []nat.Observation) bool {
+	local := o.localAddrs()
+	for _, ob := range obs {
+		if !slices.Contains(local, ob.Mapped) {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *overlay) localAddrs() []netip.AddrPort {
+	tr, err := o.n.transport()
+	if err != nil {
+		return nil
+	}
+	ua, ok := tr.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil
+	}
+	ap := ua.AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if !ap.Addr().IsUnspecified() {
+		return []netip.AddrPort{ap}
+	}
+	var out []netip.AddrPort
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out = append(out, netip.AddrPortFrom(ip.Unmap(), ap.Port()))
+			}
+		}
+	}
+	return out
+}
+
+func (s natState) stats() NATStats {
+	ns := NATStats{Mapping: s.mapping.String(), Filtering: s.filtering.String(), Reflexive: []string{}, Public: s.public, Observers: s.observers}
+	for _, a := range s.reflexive {
+		ns.Reflexive = append(ns.Reflexive, a.String())
+	}
+	return ns
+}
