@@ -84,4 +84,80 @@
 //	                            timer, try=Tries ──▶ give up silent ──▶ Done
 //
 // A new Start abandons the round under way.
+//
+// # Hole punching
+//
+// CanPunch decides from two published Behaviors whether a node should try
+// a direct path to a peer, and how. The method is RFC 5128's UDP hole
+// punching (section 3.3), coordinated over a circuit: each side sends
+// from its one socket to the other's published reflexive address, and
+// then to whatever address the other's packets arrive from (the path
+// layer learns endpoints from authenticated packets). The published
+// address is the mapping the NAT gave toward the observers; under
+// endpoint-dependent mapping (ADM or APDM, "EDM") packets to the peer
+// leave from another port, which the peer cannot know. Rows are us (a),
+// columns the peer (b), in the row order (0 public … 9 apdm-apdf);
+// D Direct, P Punch, R Relay:
+//
+//	a \ b     0  1  2  3  4  5  6  7  8  9
+//	public    D  D  P  P  D  P  P  D  P  P
+//	eim-eif   D  D  P  P  D  P  P  D  P  P
+//	eim-adf   D  D  P  P  D  P  P  D  P  P
+//	eim-apdf  D  D  P  P  D  R  R  D  R  R
+//	adm-eif   D  D  P  P  D  P  P  D  P  P
+//	adm-adf   D  D  P  R  D  R  R  D  R  R
+//	adm-apdf  D  D  P  R  D  R  R  D  R  R
+//	apdm-eif  D  D  P  P  D  P  P  D  P  P
+//	apdm-adf  D  D  P  R  D  R  R  D  R  R
+//	apdm-apdf D  D  P  R  D  R  R  D  R  R
+//
+// Why:
+//
+//   - b public, or b's filtering endpoint-independent (any mapping): b's
+//     published address admits anyone, so a just dials: Direct. b answers
+//     through the entry a's packet made, from that address, which a's NAT
+//     admits because a sent exactly there. Seen from b, the pair needs a
+//     to dial: Punch by connection reversal (RFC 5128 section 3.2).
+//   - EIM on both sides: each sends from its published mapping to the
+//     other's, opening the very permission the other's packet needs:
+//     Punch, whatever the filtering.
+//   - EDM on one side only: its packet leaves from a new port P' of its
+//     IP, and its published mapping admits nobody but the observers
+//     (filtering belongs to the mapping, RFC 4787 section 5), so the EIM
+//     side's packets are dropped. The EIM side admits the packet from P'
+//     only with address-dependent filtering (it has sent to that IP), and
+//     answers P' from the address P' was opened toward: Punch. With
+//     address-and-port-dependent filtering: Relay.
+//   - EDM on both sides, neither filtering endpoint-independent: each
+//     sends from a port the other cannot know to a mapping that admits
+//     only observers: Relay.
+//
+// So an EDM side's filtering matters only when endpoint-independent, and
+// ADM and APDM rows are alike. Guessing P' (port prediction, RFC 5128
+// section 3.4) would turn some R into P; it is out of scope, and
+// DESIGN.md says to go to the circuit until such a strategy has measured
+// success.
+//
+// Assumptions: the two NATs are different boxes (no hairpinning), each
+// with one public IP; new mappings get ports nobody can guess (port
+// preservation does not matter: the published port is already the
+// mapping's); mappings are kept alive; in each round every packet leaves
+// its NAT before the peer's arrives there (the punch schedule must make
+// that so despite the conntrack race in DESIGN.md, and repeat packets
+// lost to it); and an admitted inbound packet makes a session whose
+// answers leave by the mapping it came in on, unless the host already
+// has a mapping toward that destination, as conntrack does. That last
+// one carries the cells with an EDM+EIF side; were answers to take a
+// fresh endpoint-dependent mapping too, those would differ.
+//
+// Where CanPunch(a, b) is Direct, a dials and b only answers: a
+// simultaneous open can fail there (a eim-apdf, b adm-eif: b's own
+// punch makes an address-dependent mapping toward a's IP, its answers
+// take it, and a's filter drops them). So where CanPunch(a, b) is Punch and
+// CanPunch(b, a) is Direct, b should dial rather than both send.
+//
+// With a class unknown, CanPunch answers what every possible value
+// agrees on, else Unknown (try once, cheaply). punch_test.go checks
+// every cell against this table and against a packet-level model of two
+// RFC 4787 NATs built apart from it.
 package nat
