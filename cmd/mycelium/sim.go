@@ -24,14 +24,17 @@ func runSim(ctx context.Context, e *env, args []string) error {
 			"--registry-updates K every node also runs the real registry, and K nodes\n"+
 			"then publish their signed record: how fast each reaches 99% and 100% of the\n"+
 			"nodes, its bytes, the bandwidth at refresh periods of 1, 5 and 15 minutes\n"+
-			"(derived from them) and the memory of a full registry. Prints a summary\n"+
+			"(derived from them) and the memory of a full registry. With --nat-mix each\n"+
+			"node is also given a NAT behaviour, and the summary adds what nat.CanPunch\n"+
+			"(the node's own decision) says of every pair: the theory's verdict, not a\n"+
+			"measured punch. Prints a summary\n"+
 			"(or one JSON object with --json); --report DIR also writes sim.json and an\n"+
 			"HTML page with plots. A scenario file holds the same settings as the flags,\n"+
 			"as JSON keys with '_' for '-' (unknown keys refused); flags given on the\n"+
 			"command line win over the file. The same seed gives the same run.")
 	sc := overlay.DefaultScenario()
 	sc.RegisterFlags(fs.FlagSet)
-	asJSON := fs.Bool("json", false, "print one JSON object (keys: nodes, seed, connected, reliability, rmr, ldh, heal_seconds, wall_seconds, sim_seconds, broadcasts[...], overlay, invariants, registry{...}, ...)")
+	asJSON := fs.Bool("json", false, "print one JSON object (keys: nodes, seed, connected, reliability, rmr, ldh, heal_seconds, wall_seconds, sim_seconds, broadcasts[...], overlay, invariants, registry{...}, nat{...}, ...)")
 	report := fs.String("report", "", "write sim.json and index.html (with SVG plots) into this `directory`")
 	tracePath := fs.String("trace", "", "write the engine's event trace to this `file`, one line per event (slow and large)")
 	pos, err := parse(fs, args)

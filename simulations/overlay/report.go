@@ -56,6 +56,10 @@ svg text{font:12px system-ui,sans-serif;fill:#333}
 		b.WriteString("<h2>Registry updates</h2>\n<p>Each a record published by another random node after the broadcasts. Reached: nodes alive from its publication to the end of the run that took it (Changed, with the new sequence number).</p>\n")
 		b.WriteString(registryTable(r.Registry))
 	}
+	if r.NAT != nil {
+		b.WriteString("<h2>NAT mix: hole-punching theory</h2>\n<p>What nat.CanPunch (the node's decision function) says from each class (row) to each other (column), for the nodes drawn from the mix: the theory's verdict, what the protocol would attempt, not a measured punch.</p>\n")
+		b.WriteString(natTable(r.NAT))
+	}
 	fmt.Fprintf(&b, "<p>Trace SHA-256: <code>%s</code></p>\n</body></html>\n", r.TraceSHA256)
 	return b.String()
 }
@@ -89,6 +93,9 @@ func SummaryRows(r *Result) [][2]string {
 	}
 	if g := r.Registry; g != nil {
 		rows = append(rows, registryRows(g)...)
+	}
+	if g := r.NAT; g != nil {
+		rows = append(rows, natRows(g)...)
 	}
 	inv := "ok"
 	if !r.Invariants.OK {

@@ -51,6 +51,9 @@ type Result struct {
 	PerBcast   []BroadcastResult `json:"broadcasts"`
 	// Registry is the registry phase, with Scenario.RegistryUpdates.
 	Registry *RegistryResult `json:"registry,omitempty"`
+	// NAT is the theory's verdict on the nodes' NAT mix, with
+	// Scenario.NATMix.
+	NAT *NATResult `json:"nat,omitempty"`
 	// TraceSHA256 is the engine's trace hash: the same scenario and seed
 	// give the same hash.
 	TraceSHA256 string   `json:"trace_sha256"`
@@ -219,6 +222,9 @@ func (s *Sim) result(wall time.Duration) (*Result, error) {
 			return nil, err
 		}
 		r.Registry = reg
+	}
+	if mix, _ := ParseNATMix(s.sc.NATMix); mix != nil {
+		r.NAT = natResult(mix, drawNAT(s.sc.Seed, s.sc.Nodes, mix))
 	}
 	h := s.eng.TraceHash()
 	r.TraceSHA256 = hex.EncodeToString(h[:])

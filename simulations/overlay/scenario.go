@@ -33,6 +33,10 @@ import (
 // after the drain of the last broadcast: RegistryUpdates distinct random
 // live nodes publish their record, one every RegistryInterval, and the run
 // drains for Drain after the last (see registry.go).
+//
+// NATMix gives each node a NAT behaviour and adds to the Result what
+// nat.CanPunch says of every pair (see nat_mix.go); it changes nothing in
+// the run itself.
 type Scenario struct {
 	Nodes            int      `json:"nodes"`
 	Seed             uint64   `json:"seed"`
@@ -60,6 +64,7 @@ type Scenario struct {
 	CheckEvery       Duration `json:"check_every"`
 	RegistryUpdates  int      `json:"registry_updates"`
 	RegistryInterval Duration `json:"registry_interval"`
+	NATMix           string   `json:"nat_mix"`
 }
 
 // fields lists each field with its flag name and help, in the order
@@ -93,6 +98,7 @@ func (s *Scenario) fields() []field {
 		{"check-every", &s.CheckEvery, "`interval` at which connectivity is measured after a failure or partition"},
 		{"registry-updates", intValue{&s.RegistryUpdates}, "`number` of nodes that publish their signed record after the broadcasts' drain, one every registry-interval; every node runs the registry (0: no registry)"},
 		{"registry-interval", &s.RegistryInterval, "`time` between two record publications"},
+		{"nat-mix", stringValue{&s.NATMix}, "`mix` of NAT behaviours drawn for the nodes, such as public:0.2,eim-apdf:0.5,apdm-apdf:0.3 (public, or eim|adm|apdm-eif|adf|apdf); reports what nat.CanPunch says of every pair (theory, not a measured punch; empty: none)"},
 	}
 }
 
@@ -184,6 +190,9 @@ func (s *Scenario) Validate() error {
 		return bad("registry-updates %d, want 0..nodes (%d)", s.RegistryUpdates, s.Nodes)
 	case s.RegistryInterval <= 0:
 		return bad("registry-interval must be positive")
+	}
+	if _, err := ParseNATMix(s.NATMix); err != nil {
+		return bad("%v", err)
 	}
 	return nil
 }
