@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,6 +200,9 @@ func (o *overlay) natDone(d nat.Done) {
 	changed := st.public != o.nat.public || st.mapping != o.nat.mapping || !slices.Equal(st.reflexive, o.nat.reflexive)
 	o.nat = st
 	if changed {
+		ns := st.stats()
+		o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,
+			"reflexive", strings.Join(ns.Reflexive, ","), "observers", ns.Observers)
 		o.updateLocal()
 	}
 	next := natInterval

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -33,7 +34,14 @@ type node struct {
 // and waits for its ready line.
 func startNode(t *testing.T, tb *Testbed, bin string, h *Host, listen netip.AddrPort, extra ...string) *node {
 	t.Helper()
-	n := &node{bin: bin, home: filepath.Join(tb.Dir(), h.Role), host: h}
+	return startNodeHome(t, tb, bin, h, h.Role, listen, extra...)
+}
+
+// startNodeHome is startNode with its own home directory name, for a second
+// node on one host.
+func startNodeHome(t *testing.T, tb *Testbed, bin string, h *Host, home string, listen netip.AddrPort, extra ...string) *node {
+	t.Helper()
+	n := &node{bin: bin, home: filepath.Join(tb.Dir(), home), host: h}
 	if err := os.MkdirAll(n.home, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -92,25 +100,50 @@ func (n *node) stop(t *testing.T) {
 // behind a NAT of each recipe a node that bootstraps to it. The public node
 // has no route to any LAN, so when it dials a NATed node's echo service the
 // stream can only ride the connection that node opened through its NAT.
-// 1 MiB of random bytes must come back intact.
+// 1 MiB of random bytes must come back intact. Two more public nodes (one
+// on the first's address, one on its own) serve as STUN observers: each
+// NATed node must classify its mapping as the recipe gives it.
 func TestMyceliumStreamAcrossNAT(t *testing.T) {
 	leakcheck.Check(t)
 	tb := New(t)
 	bin := myceliumBinary(t)
 	pubHost := tb.AddPublicHost("pub")
 	pub := startNode(t, tb, bin, pubHost, netip.AddrPortFrom(pubHost.Addr, 4242))
+	boot := "--bootstrap=" + pub.id + "@" + pub.listen
+	pubHost2 := tb.AddPublicHost("pub2")
+	observers := []*node{
+		startNodeHome(t, tb, bin, pubHost, "pub-b", netip.AddrPortFrom(pubHost.Addr, 4243), boot),
+		startNodeHome(t, tb, bin, pubHost2, "pub2", netip.AddrPortFrom(pubHost2.Addr, 4242), boot),
+	}
 	for i, recipe := range Recipes() {
 		router := tb.AddNAT(fmt.Sprintf("nat%d", i), recipe)
 		host := router.AddHost(fmt.Sprintf("h%d", i))
 		t.Run(recipe.String(), func(t *testing.T) {
-			streamThroughNAT(t, tb, bin, pub, router, host)
+			streamThroughNAT(t, tb, bin, pub, router, host, recipe)
 		})
+	}
+	for _, o := range observers {
+		o.stop(t)
 	}
 	pub.stop(t)
 }
 
-func streamThroughNAT(t *testing.T, tb *Testbed, bin string, pub *node, router *Router, host *Host) {
+func streamThroughNAT(t *testing.T, tb *Testbed, bin string, pub *node, router *Router, host *Host, recipe Recipe) {
 	nated := startNode(t, tb, bin, host, netip.AddrPortFrom(host.Addr, 4242), "--bootstrap", pub.id+"@"+pub.listen)
+
+	// It classifies its NAT's mapping from the public nodes' STUN answers.
+	nctx, ncancel := context.WithTimeout(context.Background(), waitLimit)
+	defer ncancel()
+	nm, err := nated.proc.WaitFor(nctx, regexp.MustCompile(`msg="nat classified"[^\n]* mapping=(\S+) filtering=\S+ public=false reflexive=(\S+)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nm[1] != recipe.Mapping().String() {
+		t.Errorf("%s: the node classified its mapping as %s, want %s", recipe, nm[1], recipe.Mapping())
+	}
+	if ref, err := netip.ParseAddrPort(strings.Split(nm[2], ",")[0]); err != nil || ref.Addr() != router.PublicAddr() {
+		t.Errorf("%s: reflexive %s, want the router's address %v", recipe, nm[2], router.PublicAddr())
+	}
 
 	// The public node sees the NATed node arrive from the router's address.
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
