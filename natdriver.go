@@ -20,10 +20,12 @@ import (
 // Stats.NAT. (Filtering probes and hole punching come next.)
 
 const (
-	// natFirstRound is when the first discovery round runs after Start,
-	// and natRetry how soon a round runs again while too few observers
-	// were known to classify.
+	// natFirstRound is when the first discovery round runs after Start;
+	// natWait how soon it looks again while the registry names fewer than
+	// two observers; natRetry how soon a round that could not classify
+	// runs again.
 	natFirstRound = 2 * time.Second
+	natWait       = 3 * time.Second
 	natRetry      = 30 * time.Second
 	// natInterval spaces the rounds once the class is known.
 	natInterval = 5 * time.Minute
@@ -149,7 +151,7 @@ func (o *overlay) armNATRound(after time.Duration) {
 func (o *overlay) natRound() {
 	obs := o.natObservers()
 	if len(obs) < 2 {
-		o.armNATRound(natRetry)
+		o.armNATRound(natWait)
 		return
 	}
 	o.applyNAT(o.prober.Start(time.Now(), obs))
