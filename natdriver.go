@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mycelium-net/mycelium/membership"
 	"github.com/mycelium-net/mycelium/nat"
 	"github.com/mycelium-net/mycelium/registry"
 )
@@ -206,6 +207,7 @@ func (o *overlay) natDone(d nat.Done) {
 		o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,
 			"reflexive", strings.Join(ns.Reflexive, ","), "observers", ns.Observers)
 		o.updateLocal()
+		o.advertiseNAT()
 	}
 	next := natInterval
 	if st.mapping == registry.NATUnknown {
@@ -259,4 +261,21 @@ func (s natState) stats() NATStats {
 		ns.Reflexive = append(ns.Reflexive, a.String())
 	}
 	return ns
+}
+
+// advertiseNAT tells the overlay how to reach us: behind a NAT, at our
+// reflexive addresses and not by inbound connection (membership repairs
+// then ask nodes that accept them first); public, at the bound address.
+func (o *overlay) advertiseNAT() {
+	self := o.mem.Self()
+	if o.nat.public {
+		self.NoInbound = false
+		o.mem.SetSelf(self)
+		return
+	}
+	self.NoInbound = true
+	if len(o.nat.reflexive) > 0 {
+		self.Addrs = slices.Clone(o.nat.reflexive[:min(len(o.nat.reflexive), membership.MaxAddrs)])
+	}
+	o.mem.SetSelf(self)
 }

@@ -42,6 +42,7 @@ type Node struct {
 	stats   counters
 	overlay *overlay    // membership and broadcast driver
 	stun    *stunServer // answers STUN Binding requests on the socket
+	punches *punchState // bounds the hole punches relayed and answered
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -56,6 +57,7 @@ func New(cfg Config) (*Node, error) {
 		pending:   make(chan struct{}, cfg.Resources.MaxPendingStreams),
 		listeners: make(map[string]*listener),
 		stun:      newSTUNServer(),
+		punches:   newPunchState(),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -109,6 +111,19 @@ func (n *Node) Start() error {
 		tr.Close()
 		return err
 	}
+	pl, err := n.listenLocked(wire.PunchService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	ptl, err := n.listenLocked(wire.PunchTargetService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	n.wg.Add(2)
+	go n.serveInternal(pl, func(c net.Conn) { n.servePunchRelay(c, c.RemoteAddr().(Addr).ID) })
+	go n.serveInternal(ptl, n.servePunchTarget)
 	n.wg.Add(3 + len(n.cfg.Bootstrap))
 	go n.acceptLoop()
 	go n.overlay.run(n.cfg.Bootstrap)
@@ -354,7 +369,13 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 		case pc != nil:
 			return pc, nil
 		case mustDial:
-			pc, err := n.dialAddrs(ctx, tr, id, addrs)
+			var pc *peerConn
+			var err error
+			if rec, ok := n.needsPunch(id); ok {
+				pc, err = n.punch(ctx, tr, id, rec)
+			} else {
+				pc, err = n.dialAddrs(ctx, tr, id, addrs)
+			}
 			n.peers.finishDial(id, call, err)
 			if err != nil {
 				n.stats.dialsFailed.Add(1)
@@ -372,7 +393,11 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 				// Someone else's dial ended. If it failed for its
 				// own caller's reason, try again ourselves.
 				if call.err != nil && !errors.Is(call.err, context.Canceled) && !errors.Is(call.err, context.DeadlineExceeded) {
-					return nil, call.err
+					// A plain dial may have failed because the peer sits
+					// behind a NAT we learnt of since: punch then.
+					if _, punch := n.needsPunch(id); !punch || errors.Is(call.err, ErrNoDirectPath) {
+						return nil, call.err
+					}
 				}
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -398,6 +423,19 @@ func (n *Node) dialAddrs(ctx context.Context, tr *transport.Transport, id NodeID
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// serveInternal hands each stream accepted on an internal service's
+// listener to serve, on a goroutine Close waits for.
+func (n *Node) serveInternal(l *listener, serve func(net.Conn)) {
+	defer n.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		n.spawn(func() { serve(c) })
+	}
 }
 
 // keepConnected holds a connection to a bootstrap peer while the node runs.
@@ -440,4 +478,7 @@ type counters struct {
 	streamsIn, streamsOut, streamsRefused           atomic.Uint64
 	badHeaders, nonQUICPackets                      atomic.Uint64
 	registryRejoins                                 atomic.Uint64
+	punchAttempts, punchDirect, punchFailed         atomic.Uint64
+	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
+	punchDialMicros                                 atomic.Uint64
 }

@@ -56,6 +56,20 @@ type Counters struct {
 	// RegistryRejoins counts joins through a node of the registry after
 	// the active view stayed empty (the last contact may be gone).
 	RegistryRejoins uint64 `json:"registry_rejoins"`
+	// Hole punching: coordinated tries, those that gave a direct
+	// connection, dials that gave up after every try, dials not tried
+	// because the two NATs cannot be punched; punches this node
+	// coordinated for others, and answered as the target.
+	PunchAttempts uint64 `json:"punch_attempts"`
+	PunchDirect   uint64 `json:"punch_direct"`
+	PunchFailed   uint64 `json:"punch_failed"`
+	PunchSkipped  uint64 `json:"punch_skipped"`
+	PunchRelayed  uint64 `json:"punch_relayed"`
+	PunchAnswered uint64 `json:"punch_answered"`
+	// PunchDialMicros sums, over the punches that gave a direct
+	// connection, the time from the first packet of the simultaneous dial
+	// to the open QUIC connection.
+	PunchDialMicros uint64 `json:"punch_dial_us"`
 }
 
 // Stats returns a snapshot of the node.
@@ -78,6 +92,13 @@ func (n *Node) Stats() Stats {
 			BadHeaders:      n.stats.badHeaders.Load(),
 			NonQUICPackets:  n.stats.nonQUICPackets.Load(),
 			RegistryRejoins: n.stats.registryRejoins.Load(),
+			PunchAttempts:   n.stats.punchAttempts.Load(),
+			PunchDirect:     n.stats.punchDirect.Load(),
+			PunchFailed:     n.stats.punchFailed.Load(),
+			PunchSkipped:    n.stats.punchSkipped.Load(),
+			PunchRelayed:    n.stats.punchRelayed.Load(),
+			PunchAnswered:   n.stats.punchAnswered.Load(),
+			PunchDialMicros: n.stats.punchDialMicros.Load(),
 		},
 	}
 	if n.cfg.Relay {

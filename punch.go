@@ -1,0 +1,339 @@
+package mycelium
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mycelium-net/mycelium/internal/transport"
+	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/nat"
+	"github.com/mycelium-net/mycelium/registry"
+)
+
+// Hole punching. To dial a node whose record says it takes no inbound
+// connections, the dialer A asks a node R that both it and the target B
+// hold connections to (one of B's published neighbours) to pass a CONNECT
+// with A's reflexive addresses to B (wire.PunchService, then
+// wire.PunchTargetService from R to B). B answers with its own; A, having
+// measured the round trip, sends SYNC, waits half of it, and dials B's
+// addresses while B, on SYNC, dials A's: each side's first packets open
+// its own NAT's mapping and permission for the other, so the other's
+// packets get through. Roles do not matter for the QUIC handshake: two
+// connections may come up, and the node keeps one (the one the lower ID
+// dialed). Whether to try at all comes from the two published NAT
+// behaviours (nat.CanPunch): a pair the theory rules out is not tried.
+
+const (
+	punchAttempts      = 3                // coordinated tries per Dial
+	punchStepTimeout   = 10 * time.Second // bound on each coordination message
+	punchDialTimeout   = 5 * time.Second  // bound on the simultaneous dial
+	maxPunchRelays     = 16               // punches this node relays at once
+	maxPunchTargets    = 8                // punches this node answers at once
+	maxRelayedMessages = 4                // frames relayed per direction
+)
+
+// ErrNoDirectPath: the target's NAT and ours cannot be hole-punched (by
+// their published behaviours), or every coordinated try failed. Circuits
+// through relays, in a later version, carry such dials.
+var ErrNoDirectPath = errors.New("mycelium: no direct path to node")
+
+// punchState bounds the punches the node takes part in.
+type punchState struct {
+	relays  chan struct{}
+	targets chan struct{}
+}
+
+func newPunchState() *punchState {
+	return &punchState{relays: make(chan struct{}, maxPunchRelays), targets: make(chan struct{}, maxPunchTargets)}
+}
+
+// natBehavior is this node's published NAT behaviour.
+func (n *Node) natBehavior() nat.Behavior {
+	s := n.overlay.snap.Load().nat
+	return nat.Behavior{Public: s.public, Mapping: s.mapping, Filtering: s.filtering}
+}
+
+func recordBehavior(r registry.Record) nat.Behavior {
+	return nat.Behavior{Public: r.Inbound, Mapping: r.Mapping, Filtering: r.Filtering}
+}
+
+// ourCandidates are the addresses a peer should send punch packets to.
+func (n *Node) ourCandidates() []netip.AddrPort {
+	s := n.overlay.snap.Load().nat
+	c := slices.Clone(s.reflexive)
+	return c[:min(len(c), wire.MaxPunchCandidates)]
+}
+
+// needsPunch reports whether id is known, from its record, to sit behind a
+// NAT that takes no inbound connections, and returns the record.
+func (n *Node) needsPunch(id NodeID) (registry.Record, bool) {
+	r, ok := n.Lookup(id)
+	return r, ok && !r.Inbound && len(r.Reflexive) > 0
+}
+
+// punch opens a direct connection to id, whose record is rec.
+func (n *Node) punch(ctx context.Context, tr *transport.Transport, id NodeID, rec registry.Record) (*peerConn, error) {
+	outcome := nat.CanPunch(n.natBehavior(), recordBehavior(rec))
+	switch outcome {
+	case nat.Relay:
+		n.stats.punchSkipped.Add(1)
+		return nil, fmt.Errorf("%w %s: its NAT (%s) and ours (%s) cannot be hole-punched", ErrNoDirectPath, id.Short(), recordBehavior(rec), n.natBehavior())
+	case nat.Direct:
+		// Its NAT admits anyone: dial it; it must only answer.
+		return n.dialParallel(ctx, tr, id, rec.Reflexive)
+	}
+	var errs []error
+	for attempt := range punchAttempts {
+		relay, ok := n.punchRelay(rec)
+		if !ok {
+			return nil, fmt.Errorf("%w %s: no node connected to both of us to coordinate a hole punch", ErrNoDirectPath, id.Short())
+		}
+		n.stats.punchAttempts.Add(1)
+		pc, dialTook, err := n.punchVia(ctx, tr, relay, id)
+		if err == nil {
+			n.stats.punchDirect.Add(1)
+			n.stats.punchDialMicros.Add(uint64(dialTook.Microseconds()))
+			n.log.Info("hole punched", "peer", id.Short(), "via", relay.Short(), "attempt", attempt+1,
+				"addr", pc.qc.RemoteAddr().String(), "dial_ms", dialTook.Milliseconds())
+			return pc, nil
+		}
+		errs = append(errs, err)
+		var refused *punchRefusedError
+		if errors.As(err, &refused) || ctx.Err() != nil {
+			break
+		}
+	}
+	n.stats.punchFailed.Add(1)
+	return nil, fmt.Errorf("%w %s: %w", ErrNoDirectPath, id.Short(), errors.Join(errs...))
+}
+
+// punchRelay picks a connected node to coordinate through: one of the
+// target's published neighbours if we hold a connection to it.
+func (n *Node) punchRelay(rec registry.Record) (NodeID, bool) {
+	for _, r := range slices.Concat(rec.Neighbors, rec.HomeRelays) {
+		if r != n.id && r != rec.ID && n.peers.active(r) != nil {
+			return r, true
+		}
+	}
+	return NodeID{}, false
+}
+
+type punchRefusedError struct{ reason byte }
+
+func (e *punchRefusedError) Error() string {
+	switch e.reason {
+	case wire.RefusedNoPeer:
+		return "the coordinating node has no connection to the target"
+	case wire.RefusedNoPunch:
+		return "the target finds our NATs cannot be hole-punched"
+	case wire.RefusedBusy:
+		return "too many hole punches at once"
+	}
+	return fmt.Sprintf("hole punch refused (reason %d)", e.reason)
+}
+
+// punchVia runs one coordinated try through relay. It returns the
+// connection and how long the simultaneous dial took, from the first
+// packet to an open QUIC connection.
+func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id NodeID) (*peerConn, time.Duration, error) {
+	pc := n.peers.active(relay)
+	if pc == nil {
+		return nil, 0, fmt.Errorf("lost the connection to %s", relay.Short())
+	}
+	c, err := n.openStream(ctx, pc, wire.PunchService)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchConnect, ID: id, Candidates: n.ourCandidates()}); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	m, err := wire.ReadPunch(c)
+	if err != nil {
+		return nil, 0, fmt.Errorf("awaiting the target's candidates: %w", err)
+	}
+	rtt := time.Since(start)
+	switch {
+	case m.Type == wire.PunchRefused:
+		return nil, 0, &punchRefusedError{m.Reason}
+	case m.Type != wire.PunchConnect || NodeID(m.ID) != id || len(m.Candidates) == 0:
+		return nil, 0, fmt.Errorf("%w: unexpected answer %+v", wire.ErrBadPunch, m)
+	}
+	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchSync}); err != nil {
+		return nil, 0, err
+	}
+	// The SYNC reaches the target about half a round trip from now: dial
+	// then, so both sides' first packets leave together.
+	t := time.NewTimer(rtt / 2)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return nil, 0, ctx.Err()
+	}
+	dialStart := time.Now()
+	pc, err = n.dialParallel(ctx, tr, id, m.Candidates)
+	return pc, time.Since(dialStart), err
+}
+
+func writePunch(c net.Conn, m wire.PunchMsg) error {
+	b, err := wire.AppendPunch(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(b)
+	return err
+}
+
+// dialParallel dials id at every candidate at once and keeps the first
+// connection; if the peer's own dial reached us first, that one is used.
+func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id NodeID, cands []netip.AddrPort) (*peerConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
+	defer cancel()
+	type result struct {
+		pc  *peerConn
+		err error
+	}
+	res := make(chan result, len(cands))
+	for _, a := range cands {
+		go func() {
+			qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(a), id)
+			if err != nil {
+				res <- result{err: err}
+				return
+			}
+			n.stats.connsOut.Add(1)
+			res <- result{pc: n.addConn(qc, id, true)}
+		}()
+	}
+	var errs []error
+	var got *peerConn
+	for range cands {
+		r := <-res
+		if r.pc != nil && got == nil {
+			got = r.pc
+			cancel() // the others need not finish
+		}
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	if got != nil {
+		return got, nil
+	}
+	if pc := n.peers.active(id); pc != nil {
+		return pc, nil // the peer's dial won
+	}
+	return nil, errors.Join(errs...)
+}
+
+// servePunchRelay answers a PunchService stream from a, which asks us to
+// coordinate a punch with a node we hold a connection to.
+func (n *Node) servePunchRelay(c net.Conn, from NodeID) {
+	defer c.Close()
+	select {
+	case n.punches.relays <- struct{}{}:
+		defer func() { <-n.punches.relays }()
+	default:
+		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedBusy})
+		return
+	}
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	m, err := wire.ReadPunch(c)
+	if err != nil || m.Type != wire.PunchConnect {
+		return
+	}
+	target := NodeID(m.ID)
+	tpc := n.peers.active(target)
+	if target == n.id || target == from || tpc == nil {
+		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedNoPeer})
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 2*punchStepTimeout)
+	defer cancel()
+	tc, err := n.openStream(ctx, tpc, wire.PunchTargetService)
+	if err != nil {
+		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedNoPeer})
+		return
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(2 * punchStepTimeout))
+	c.SetDeadline(time.Now().Add(2 * punchStepTimeout))
+	m.ID = from // the target learns who asks, as we authenticated it
+	if writePunch(tc, m) != nil {
+		return
+	}
+	n.stats.punchRelayed.Add(1)
+	done := make(chan struct{})
+	go func() { relayPunch(c, tc); close(done) }() // dialer -> target: SYNC
+	relayPunch(tc, c)                              // target -> dialer: CONNECT or REFUSED
+	<-done
+}
+
+// relayPunch copies up to maxRelayedMessages well-formed frames from src
+// to dst, then closes dst's write side.
+func relayPunch(src, dst net.Conn) {
+	defer func() {
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}()
+	for range maxRelayedMessages {
+		m, err := wire.ReadPunch(src)
+		if err != nil || writePunch(dst, m) != nil {
+			return
+		}
+	}
+}
+
+// servePunchTarget answers a PunchTargetService stream from a relay that
+// passes on a punch request of the dialer named in the CONNECT.
+func (n *Node) servePunchTarget(c net.Conn) {
+	defer c.Close()
+	select {
+	case n.punches.targets <- struct{}{}:
+		defer func() { <-n.punches.targets }()
+	default:
+		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedBusy})
+		return
+	}
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	m, err := wire.ReadPunch(c)
+	if err != nil || m.Type != wire.PunchConnect || len(m.Candidates) == 0 {
+		return
+	}
+	dialer := NodeID(m.ID)
+	if dialer == n.id || dialer.IsZero() {
+		return
+	}
+	theirs := nat.Behavior{}
+	if r, ok := n.Lookup(dialer); ok {
+		theirs = recordBehavior(r)
+	}
+	if nat.CanPunch(n.natBehavior(), theirs) == nat.Relay {
+		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedNoPunch})
+		return
+	}
+	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchConnect, ID: n.id, Candidates: n.ourCandidates()}); err != nil {
+		return
+	}
+	s, err := wire.ReadPunch(c)
+	if err != nil || s.Type != wire.PunchSync {
+		return
+	}
+	tr, err := n.transport()
+	if err != nil {
+		return
+	}
+	n.stats.punchAnswered.Add(1)
+	ctx, cancel := context.WithTimeout(n.ctx, punchDialTimeout)
+	defer cancel()
+	n.dialParallel(ctx, tr, dialer, m.Candidates)
+}
