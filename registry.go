@@ -160,14 +160,15 @@ func (n *Node) servicesChanged() {
 // data it has not read yet.
 func (o *overlay) leave() {
 	deadline := time.Now().Add(leaveTimeout)
-	var done []chan struct{}
-	ok := o.query(func() {
+	done, ok := query(o, func() []chan struct{} {
 		o.applyReg(o.reg.Leave(time.Now()))
+		var done []chan struct{}
 		for _, l := range o.links {
 			l.closing = true
 			o.closeLink(l)
 			done = append(done, l.done)
 		}
+		return done
 	})
 	if !ok {
 		return
@@ -196,49 +197,55 @@ func (o *overlay) leave() {
 	}
 }
 
-// query runs f on the driver goroutine and waits for it; false if the
-// node closed first.
-func (o *overlay) query(f func()) bool {
-	done := make(chan struct{})
-	if !o.post(func() { f(); close(done) }) {
-		return false
+// query runs f on the driver goroutine and returns its result; false if
+// the node closed first. f's result comes back by channel only, so a
+// closure that runs after the caller gave up touches nothing it shares.
+func query[T any](o *overlay, f func() T) (T, bool) {
+	ch := make(chan T, 1)
+	var zero T
+	if !o.post(func() { ch <- f() }) {
+		return zero, false
 	}
 	select {
-	case <-done:
-		return true
+	case v := <-ch:
+		return v, true
 	case <-o.n.ctx.Done():
-		return false
+		return zero, false
 	}
 }
 
 // Lookup returns the registry's record of the node id: where it can be
 // reached, its role and its services. ok is false when the registry holds
 // no live record of it (never heard of, expired, or left).
-func (n *Node) Lookup(id NodeID) (r Record, ok bool) {
-	n.overlay.query(func() { r, ok = n.overlay.reg.Lookup(time.Now(), id) })
-	return r, ok
+func (n *Node) Lookup(id NodeID) (Record, bool) {
+	type res struct {
+		r  Record
+		ok bool
+	}
+	v, _ := query(n.overlay, func() res {
+		r, ok := n.overlay.reg.Lookup(time.Now(), id)
+		return res{r, ok}
+	})
+	return v.r, v.ok
 }
 
 // LookupService returns the nodes whose records offer service, sorted.
 func (n *Node) LookupService(service string) []NodeID {
-	var ids []NodeID
-	n.overlay.query(func() { ids = n.overlay.reg.Services(time.Now(), service) })
+	ids, _ := query(n.overlay, func() []NodeID { return n.overlay.reg.Services(time.Now(), service) })
 	return ids
 }
 
 // Relays returns the relay-capable nodes the registry knows, least loaded
 // and freshest first.
 func (n *Node) Relays() []Record {
-	var rs []Record
-	n.overlay.query(func() { rs = n.overlay.reg.Relays(time.Now()) })
+	rs, _ := query(n.overlay, func() []Record { return n.overlay.reg.Relays(time.Now()) })
 	return rs
 }
 
 // Records returns every live record the registry holds, this node's own
 // included, sorted by ID.
 func (n *Node) Records() []Record {
-	var rs []Record
-	n.overlay.query(func() { rs = n.overlay.reg.Records(time.Now()) })
+	rs, _ := query(n.overlay, func() []Record { return n.overlay.reg.Records(time.Now()) })
 	return rs
 }
 
