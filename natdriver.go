@@ -99,6 +99,9 @@ func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
 	}
 	ap := ua.AddrPort()
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if n.probes.arrived(b) {
+		return // one of our filtering probes: counted there, not answered
+	}
 	if resp := n.stun.handle(b, ap); resp != nil {
 		if tr, err := n.transport(); err == nil {
 			tr.WriteTo(resp, from)
@@ -131,6 +134,7 @@ func (o *overlay) applyNAT(outs []nat.Output) {
 	for _, out := range outs {
 		switch out := out.(type) {
 		case nat.Send:
+			o.n.probes.sentTo(out.To, time.Now())
 			if tr, err := o.n.transport(); err == nil {
 				tr.WriteTo(out.Msg, net.UDPAddrFromAddrPort(out.To))
 			}
@@ -195,7 +199,7 @@ func (o *overlay) natObservers() []netip.AddrPort {
 // natDone takes a round's result: public or not, the mapping class, the
 // reflexive addresses; publishes them in our record when they changed.
 func (o *overlay) natDone(d nat.Done) {
-	st := natState{mapping: d.Mapping, filtering: registry.NATUnknown, reflexive: d.Reflexive, observers: len(d.Observations)}
+	st := natState{mapping: d.Mapping, filtering: o.nat.filtering, reflexive: d.Reflexive, observers: len(d.Observations)}
 	if len(d.Observations) >= 2 && o.mappedIsLocal(d.Observations) {
 		st.public = true
 		st.mapping, st.filtering = registry.NATEndpointIndependent, registry.NATEndpointIndependent
@@ -205,9 +209,12 @@ func (o *overlay) natDone(d nat.Done) {
 	if changed {
 		ns := st.stats()
 		o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,
-			"reflexive", strings.Join(ns.Reflexive, ","), "observers", ns.Observers)
+			"reflexive", joinAddrs(ns.Reflexive), "observers", ns.Observers)
 		o.updateLocal()
 		o.advertiseNAT()
+	}
+	if !st.public && len(st.reflexive) > 0 && (changed || st.filtering == registry.NATUnknown) {
+		o.n.spawn(o.n.filterRound) // blocks on the network
 	}
 	next := natInterval
 	if st.mapping == registry.NATUnknown {
@@ -254,6 +261,8 @@ func (o *overlay) localAddrs() []netip.AddrPort {
 	}
 	return out
 }
+
+func joinAddrs(a []string) string { return strings.Join(a, ",") }
 
 func (s natState) stats() NATStats {
 	ns := NATStats{Mapping: s.mapping.String(), Filtering: s.filtering.String(), Reflexive: []string{}, Public: s.public, Observers: s.observers}

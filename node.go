@@ -43,6 +43,7 @@ type Node struct {
 	overlay *overlay    // membership and broadcast driver
 	stun    *stunServer // answers STUN Binding requests on the socket
 	punches *punchState // bounds the hole punches relayed and answered
+	probes  *natProbes  // NAT filtering probes: pending, contacted addresses
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -58,6 +59,7 @@ func New(cfg Config) (*Node, error) {
 		listeners: make(map[string]*listener),
 		stun:      newSTUNServer(),
 		punches:   newPunchState(),
+		probes:    newNATProbes(),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -121,9 +123,21 @@ func (n *Node) Start() error {
 		tr.Close()
 		return err
 	}
-	n.wg.Add(2)
+	npl, err := n.listenLocked(wire.NATProbeService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	npsl, err := n.listenLocked(wire.NATProbeSendService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	n.wg.Add(4)
 	go n.serveInternal(pl, func(c net.Conn) { n.servePunchRelay(c, c.RemoteAddr().(Addr).ID) })
 	go n.serveInternal(ptl, n.servePunchTarget)
+	go n.serveInternal(npl, func(c net.Conn) { n.serveNATProbe(c, c.RemoteAddr().(Addr).ID) })
+	go n.serveInternal(npsl, n.serveNATProbeSend)
 	n.wg.Add(3 + len(n.cfg.Bootstrap))
 	go n.acceptLoop()
 	go n.overlay.run(n.cfg.Bootstrap)
@@ -412,6 +426,9 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 func (n *Node) dialAddrs(ctx context.Context, tr *transport.Transport, id NodeID, addrs []net.Addr) (*peerConn, error) {
 	var errs []error
 	for _, a := range addrs {
+		if ap, ok := udpAddrPort(a); ok {
+			n.probes.sentTo(ap, time.Now())
+		}
 		qc, err := tr.Dial(ctx, a, id)
 		if err == nil {
 			n.stats.connsOut.Add(1)
@@ -481,4 +498,5 @@ type counters struct {
 	punchAttempts, punchDirect, punchFailed         atomic.Uint64
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64
+	probesForwarded, probesSent                     atomic.Uint64
 }

@@ -203,6 +203,7 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 	}
 	res := make(chan result, len(cands))
 	for _, a := range cands {
+		n.probes.sentTo(a, time.Now())
 		go func() {
 			qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(a), id)
 			if err != nil {

@@ -70,6 +70,9 @@ type Counters struct {
 	// connection, the time from the first packet of the simultaneous dial
 	// to the open QUIC connection.
 	PunchDialMicros uint64 `json:"punch_dial_us"`
+	// NAT filtering probes this node arranged for others, and sent.
+	ProbesForwarded uint64 `json:"nat_probes_forwarded"`
+	ProbesSent      uint64 `json:"nat_probes_sent"`
 }
 
 // Stats returns a snapshot of the node.
@@ -99,6 +102,8 @@ func (n *Node) Stats() Stats {
 			PunchRelayed:    n.stats.punchRelayed.Load(),
 			PunchAnswered:   n.stats.punchAnswered.Load(),
 			PunchDialMicros: n.stats.punchDialMicros.Load(),
+			ProbesForwarded: n.stats.probesForwarded.Load(),
+			ProbesSent:      n.stats.probesSent.Load(),
 		},
 	}
 	if n.cfg.Relay {

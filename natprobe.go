@@ -1,0 +1,316 @@
+package mycelium
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/nat"
+	"github.com/mycelium-net/mycelium/registry"
+)
+
+// NAT filtering probes (see internal/wire/natprobe.go). After a discovery
+// round finds the node behind a NAT, it asks a public node it holds a
+// connection to for one unsolicited STUN packet to its reflexive address
+// from an IP it has never sent to, and one from an unused port of an IP it
+// has sent to; which of them arrive classifies the filtering
+// (nat.ClassifyFiltering).
+
+const (
+	probeTries      = 2 // requests per mode
+	probeWait       = 1500 * time.Millisecond
+	probeRecent     = 3 * time.Minute // how long an address we sent to counts as contacted
+	maxProbeServes  = 8               // probe requests this node handles at once
+	maxRecentDialed = 256
+)
+
+// natProbes holds what the probes need across goroutines.
+type natProbes struct {
+	mu      sync.Mutex
+	pending map[nat.TxID]chan struct{} // closed when the probe arrives
+	dialed  map[netip.AddrPort]time.Time
+	serving chan struct{}
+}
+
+func newNATProbes() *natProbes {
+	return &natProbes{pending: map[nat.TxID]chan struct{}{}, dialed: map[netip.AddrPort]time.Time{}, serving: make(chan struct{}, maxProbeServes)}
+}
+
+// sentTo notes that this node sent packets to a.
+func (p *natProbes) sentTo(a netip.AddrPort, now time.Time) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.dialed) >= maxRecentDialed {
+		for k, t := range p.dialed {
+			if now.Sub(t) > probeRecent {
+				delete(p.dialed, k)
+			}
+		}
+		if len(p.dialed) >= maxRecentDialed {
+			return // the exclusion list is capped anyway
+		}
+	}
+	p.dialed[a] = now
+}
+
+// recent lists the addresses sent to within probeRecent.
+func (p *natProbes) recent(now time.Time) []netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []netip.AddrPort
+	for a, t := range p.dialed {
+		if now.Sub(t) <= probeRecent {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// arrived reports whether a STUN request is one of our probes, and marks it.
+func (p *natProbes) arrived(b []byte) bool {
+	if len(b) < 20 || b[0] != 0x00 || b[1] != 0x01 { // Binding request
+		return false
+	}
+	var tx nat.TxID
+	copy(tx[:], b[8:20])
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch, ok := p.pending[tx]
+	if ok {
+		close(ch)
+		delete(p.pending, tx)
+	}
+	return ok
+}
+
+func (p *natProbes) expect(tx nat.TxID) <-chan struct{} {
+	ch := make(chan struct{})
+	p.mu.Lock()
+	p.pending[tx] = ch
+	p.mu.Unlock()
+	return ch
+}
+
+func (p *natProbes) forget(tx nat.TxID) {
+	p.mu.Lock()
+	delete(p.pending, tx)
+	p.mu.Unlock()
+}
+
+func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+}
+
+// filterRound runs the probes and reports the class to the driver. It
+// blocks on the network: run it on its own goroutine.
+func (n *Node) filterRound() {
+	now := time.Now()
+	exclude := n.probes.recent(now)
+	var forwarder *peerConn
+	var target netip.AddrPort
+	for _, p := range n.peers.snapshot() {
+		ap, ok := udpAddrPort(p.pc.qc.RemoteAddr())
+		if !ok {
+			continue
+		}
+		exclude = append(exclude, ap)
+		if forwarder == nil {
+			if r, ok := n.Lookup(p.id); ok && r.Inbound {
+				forwarder = p.pc
+				target, _ = udpAddrPort(p.pc.qc.LocalAddr())
+			}
+		}
+	}
+	if forwarder == nil {
+		return
+	}
+	// Where the forwarder sees us is what our reflexive address is toward
+	// it; with an endpoint-independent mapping it is the same for all.
+	if refl := n.overlay.snap.Load().nat.reflexive; len(refl) > 0 {
+		target = refl[0]
+	}
+	slices.SortFunc(exclude, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	exclude = slices.Compact(exclude)
+	exclude = exclude[:min(len(exclude), wire.MaxProbeExclude)]
+	var probes []nat.FilterProbe
+	for _, mode := range []byte{wire.ProbeOtherIP, wire.ProbeOtherPort} {
+		for range probeTries {
+			sent, got := n.probeOnce(forwarder, mode, target, exclude)
+			if !sent {
+				continue
+			}
+			probes = append(probes, nat.FilterProbe{OtherIP: mode == wire.ProbeOtherIP, Received: got})
+			if got {
+				break
+			}
+		}
+	}
+	class := nat.ClassifyFiltering(probes)
+	n.overlay.post(func() { n.overlay.filteringFound(class) })
+}
+
+// probeOnce asks forwarder for one probe and waits for it.
+func (n *Node) probeOnce(forwarder *peerConn, mode byte, target netip.AddrPort, exclude []netip.AddrPort) (sent, received bool) {
+	var tx nat.TxID
+	for i := range tx {
+		tx[i] = byte(rand.Uint32())
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
+	defer cancel()
+	c, err := n.openStream(ctx, forwarder, wire.NATProbeService)
+	if err != nil {
+		return false, false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	arrived := n.probes.expect(tx)
+	defer n.probes.forget(tx)
+	b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeRequest, Mode: mode, Tx: tx, Target: target, Exclude: exclude})
+	if err != nil {
+		return false, false
+	}
+	if _, err := c.Write(b); err != nil {
+		return false, false
+	}
+	r, err := wire.ReadProbe(c)
+	if err != nil || r.Type != wire.ProbeReply || r.Status != wire.ProbeSent {
+		return false, false
+	}
+	t := time.NewTimer(probeWait)
+	defer t.Stop()
+	select {
+	case <-arrived:
+		return true, true
+	case <-t.C:
+		return true, false
+	case <-n.ctx.Done():
+		return false, false
+	}
+}
+
+// filteringFound takes the probes' verdict on the driver goroutine.
+func (o *overlay) filteringFound(class registry.NATClass) {
+	if o.nat.public || class == o.nat.filtering {
+		return
+	}
+	o.nat.filtering = class
+	ns := o.nat.stats()
+	o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,
+		"reflexive", joinAddrs(ns.Reflexive), "observers", ns.Observers)
+	o.updateLocal()
+}
+
+// serveNATProbe answers a probe request from a node we hold a connection
+// to: it finds a connected node that fits and tells it to send.
+func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
+	defer c.Close()
+	reply := func(status byte) {
+		if b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeReply, Status: status}); err == nil {
+			c.Write(b)
+		}
+	}
+	select {
+	case n.probes.serving <- struct{}{}:
+		defer func() { <-n.probes.serving }()
+	default:
+		reply(wire.ProbeRefused)
+		return
+	}
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	m, err := wire.ReadProbe(c)
+	if err != nil || m.Type != wire.ProbeRequest {
+		return
+	}
+	// Probes go only to the address the asker's own packets come from, so
+	// nobody can aim them at a third party.
+	pc := n.peers.active(from)
+	src, ok := netip.AddrPort{}, false
+	if pc != nil {
+		src, ok = udpAddrPort(pc.qc.RemoteAddr())
+	}
+	if !ok || src.Addr() != m.Target.Addr() {
+		reply(wire.ProbeRefused)
+		return
+	}
+	ips := map[netip.Addr]bool{}
+	for _, a := range m.Exclude {
+		ips[a.Addr()] = true
+	}
+	var cands []NodeID
+	for _, r := range n.Records() {
+		if r.ID == n.id || r.ID == from || !r.Inbound || n.peers.active(r.ID) == nil {
+			continue
+		}
+		for _, a := range r.Listen {
+			fits := !ips[a.Addr()]
+			if m.Mode == wire.ProbeOtherPort {
+				fits = ips[a.Addr()] && !slices.Contains(m.Exclude, a)
+			}
+			if fits {
+				cands = append(cands, r.ID)
+				break
+			}
+		}
+	}
+	if len(cands) == 0 {
+		reply(wire.ProbeNoCandidate)
+		return
+	}
+	d := cands[rand.IntN(len(cands))]
+	dpc := n.peers.active(d)
+	if dpc == nil {
+		reply(wire.ProbeNoCandidate)
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
+	defer cancel()
+	dc, err := n.openStream(ctx, dpc, wire.NATProbeSendService)
+	if err != nil {
+		reply(wire.ProbeNoCandidate)
+		return
+	}
+	defer dc.Close()
+	b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeSend, Tx: m.Tx, Target: m.Target})
+	if err != nil {
+		return
+	}
+	if _, err := dc.Write(b); err != nil {
+		reply(wire.ProbeNoCandidate)
+		return
+	}
+	n.stats.probesForwarded.Add(1)
+	reply(wire.ProbeSent)
+}
+
+// serveNATProbeSend sends one probe on a connected node's behalf.
+func (n *Node) serveNATProbeSend(c net.Conn) {
+	defer c.Close()
+	select {
+	case n.probes.serving <- struct{}{}:
+		defer func() { <-n.probes.serving }()
+	default:
+		return
+	}
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	m, err := wire.ReadProbe(c)
+	if err != nil || m.Type != wire.ProbeSend {
+		return
+	}
+	tr, err := n.transport()
+	if err != nil {
+		return
+	}
+	tr.WriteTo(nat.AppendBindingRequest(nil, nat.TxID(m.Tx)), net.UDPAddrFromAddrPort(m.Target))
+	n.stats.probesSent.Add(1)
+}
