@@ -99,7 +99,7 @@ func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
 	}
 	ap := ua.AddrPort()
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if n.probes.arrived(b) {
+	if n.probes.arrived(b, ap) {
 		return // one of our filtering probes: counted there, not answered
 	}
 	if resp := n.stun.handle(b, ap); resp != nil {
@@ -185,10 +185,19 @@ func (o *overlay) natObservers() []netip.AddrPort {
 	}
 	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) })
 	o.rng.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+	// One address with two ports first, if any: without such a pair an
+	// address-dependent mapping cannot be told from an
+	// address-and-port-dependent one.
+	if k := slices.IndexFunc(ips, func(ip netip.Addr) bool { return len(byIP[ip]) >= 2 }); k > 0 {
+		ips[0], ips[k] = ips[k], ips[0]
+	}
 	var out []netip.AddrPort
+	if len(ips) > 0 && len(byIP[ips[0]]) >= 2 {
+		out = append(out, byIP[ips[0]][1])
+	}
 	for round := range 2 {
 		for _, ip := range ips {
-			if len(out) < natMaxObservers && round < len(byIP[ip]) {
+			if len(out) < natMaxObservers && round < len(byIP[ip]) && !slices.Contains(out, byIP[ip][round]) {
 				out = append(out, byIP[ip][round])
 			}
 		}

@@ -32,13 +32,28 @@ const (
 // natProbes holds what the probes need across goroutines.
 type natProbes struct {
 	mu      sync.Mutex
-	pending map[nat.TxID]chan struct{} // closed when the probe arrives
+	pending map[nat.TxID]*pendingProbe
 	dialed  map[netip.AddrPort]time.Time
 	serving chan struct{}
 }
 
+// pendingProbe is a probe we wait for: done is closed when it arrives,
+// from the address in from.
+type pendingProbe struct {
+	done chan struct{}
+	from netip.AddrPort
+}
+
 func newNATProbes() *natProbes {
-	return &natProbes{pending: map[nat.TxID]chan struct{}{}, dialed: map[netip.AddrPort]time.Time{}, serving: make(chan struct{}, maxProbeServes)}
+	return &natProbes{pending: map[nat.TxID]*pendingProbe{}, dialed: map[netip.AddrPort]time.Time{}, serving: make(chan struct{}, maxProbeServes)}
+}
+
+// contacted reports whether we sent to a within probeRecent.
+func (p *natProbes) contacted(a netip.AddrPort, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.dialed[a]
+	return ok && now.Sub(t) <= probeRecent
 }
 
 // sentTo notes that this node sent packets to a.
@@ -72,8 +87,9 @@ func (p *natProbes) recent(now time.Time) []netip.AddrPort {
 	return out
 }
 
-// arrived reports whether a STUN request is one of our probes, and marks it.
-func (p *natProbes) arrived(b []byte) bool {
+// arrived reports whether a STUN request from `from` is one of our probes,
+// and marks it.
+func (p *natProbes) arrived(b []byte, from netip.AddrPort) bool {
 	if len(b) < 20 || b[0] != 0x00 || b[1] != 0x01 { // Binding request
 		return false
 	}
@@ -81,20 +97,21 @@ func (p *natProbes) arrived(b []byte) bool {
 	copy(tx[:], b[8:20])
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ch, ok := p.pending[tx]
+	pp, ok := p.pending[tx]
 	if ok {
-		close(ch)
+		pp.from = from
+		close(pp.done)
 		delete(p.pending, tx)
 	}
 	return ok
 }
 
-func (p *natProbes) expect(tx nat.TxID) <-chan struct{} {
-	ch := make(chan struct{})
+func (p *natProbes) expect(tx nat.TxID) *pendingProbe {
+	pp := &pendingProbe{done: make(chan struct{})}
 	p.mu.Lock()
-	p.pending[tx] = ch
+	p.pending[tx] = pp
 	p.mu.Unlock()
-	return ch
+	return pp
 }
 
 func (p *natProbes) forget(tx nat.TxID) {
@@ -117,26 +134,22 @@ func udpAddrPort(a net.Addr) (netip.AddrPort, bool) {
 func (n *Node) filterRound() {
 	now := time.Now()
 	exclude := n.probes.recent(now)
-	var forwarder *peerConn
-	var target netip.AddrPort
 	for _, p := range n.peers.snapshot() {
-		ap, ok := udpAddrPort(p.pc.qc.RemoteAddr())
-		if !ok {
-			continue
-		}
-		exclude = append(exclude, ap)
-		if forwarder == nil {
-			if r, ok := n.Lookup(p.id); ok && r.Inbound {
-				forwarder = p.pc
-				target, _ = udpAddrPort(p.pc.qc.LocalAddr())
-			}
+		if ap, ok := udpAddrPort(p.pc.qc.RemoteAddr()); ok {
+			exclude = append(exclude, ap)
 		}
 	}
+	forwarder := n.probeForwarder(exclude)
 	if forwarder == nil {
 		return
 	}
+	if ap, ok := udpAddrPort(forwarder.qc.RemoteAddr()); ok {
+		exclude = append(exclude, ap)
+	}
+	target, _ := udpAddrPort(forwarder.qc.LocalAddr())
 	// Where the forwarder sees us is what our reflexive address is toward
-	// it; with an endpoint-independent mapping it is the same for all.
+	// it; the forwarder probes that address, whatever we say here, as
+	// long as the IP matches.
 	if refl := n.overlay.snap.Load().nat.reflexive; len(refl) > 0 {
 		target = refl[0]
 	}
@@ -158,6 +171,50 @@ func (n *Node) filterRound() {
 	}
 	class := nat.ClassifyFiltering(probes)
 	n.overlay.post(func() { n.overlay.filteringFound(class) })
+}
+
+// probeForwarder picks the public node to ask: one that has another public
+// node on its own IP that we have not sent to (the sender of the new-port
+// probe), preferring one we hold a connection to, else dialling it.
+func (n *Node) probeForwarder(exclude []netip.AddrPort) *peerConn {
+	recs := n.Records()
+	byIP := map[netip.Addr][]netip.AddrPort{}
+	for _, r := range recs {
+		if r.Inbound && r.ID != n.id {
+			for _, a := range r.Listen {
+				byIP[a.Addr()] = append(byIP[a.Addr()], a)
+			}
+		}
+	}
+	fits := func(r registry.Record) bool {
+		for _, a := range r.Listen {
+			for _, sib := range byIP[a.Addr()] {
+				if sib != a && !slices.Contains(exclude, sib) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var dialable []NodeID
+	for _, r := range recs {
+		if r.ID == n.id || !r.Inbound || !fits(r) {
+			continue
+		}
+		if pc := n.peers.active(r.ID); pc != nil {
+			return pc
+		}
+		dialable = append(dialable, r.ID)
+	}
+	for _, id := range dialable[:min(len(dialable), 2)] {
+		ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
+		pc, err := n.conn(ctx, id)
+		cancel()
+		if err == nil {
+			return pc
+		}
+	}
+	return nil
 }
 
 // probeOnce asks forwarder for one probe and waits for it.
@@ -190,7 +247,12 @@ func (n *Node) probeOnce(forwarder *peerConn, mode byte, target netip.AddrPort, 
 	t := time.NewTimer(probeWait)
 	defer t.Stop()
 	select {
-	case <-arrived:
+	case <-arrived.done:
+		// A probe from an address we have sent to meanwhile (a membership
+		// dial, say) proves nothing about filtering: drop the try.
+		if n.probes.contacted(arrived.from, time.Now()) {
+			return false, false
+		}
 		return true, true
 	case <-t.C:
 		return true, false
@@ -243,19 +305,24 @@ func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
 		reply(wire.ProbeRefused)
 		return
 	}
+	// The probe goes to the mapping the asker's NAT uses toward us (src),
+	// which an endpoint-dependent NAT keeps for our address only. A new
+	// port of a used address is then a new port of ours: another node on
+	// our IP. A new address is one the asker has not sent to.
+	ours, _ := udpAddrPort(pc.qc.LocalAddr())
 	ips := map[netip.Addr]bool{}
 	for _, a := range m.Exclude {
 		ips[a.Addr()] = true
 	}
 	var cands []NodeID
 	for _, r := range n.Records() {
-		if r.ID == n.id || r.ID == from || !r.Inbound || n.peers.active(r.ID) == nil {
+		if r.ID == n.id || r.ID == from || !r.Inbound {
 			continue
 		}
 		for _, a := range r.Listen {
 			fits := !ips[a.Addr()]
 			if m.Mode == wire.ProbeOtherPort {
-				fits = ips[a.Addr()] && !slices.Contains(m.Exclude, a)
+				fits = a.Addr() == ours.Addr() && a != ours && !slices.Contains(m.Exclude, a)
 			}
 			if fits {
 				cands = append(cands, r.ID)
@@ -267,21 +334,15 @@ func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
 		reply(wire.ProbeNoCandidate)
 		return
 	}
-	d := cands[rand.IntN(len(cands))]
-	dpc := n.peers.active(d)
-	if dpc == nil {
-		reply(wire.ProbeNoCandidate)
-		return
-	}
 	ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
 	defer cancel()
-	dc, err := n.openStream(ctx, dpc, wire.NATProbeSendService)
+	dc, err := n.dialInternal(ctx, cands[rand.IntN(len(cands))], wire.NATProbeSendService)
 	if err != nil {
 		reply(wire.ProbeNoCandidate)
 		return
 	}
 	defer dc.Close()
-	b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeSend, Tx: m.Tx, Target: m.Target})
+	b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeSend, Tx: m.Tx, Target: src})
 	if err != nil {
 		return
 	}
