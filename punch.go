@@ -196,7 +196,6 @@ func writePunch(c net.Conn, m wire.PunchMsg) error {
 // connection; if the peer's own dial reached us first, that one is used.
 func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id NodeID, cands []netip.AddrPort) (*peerConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
-	defer cancel()
 	type result struct {
 		pc  *peerConn
 		err error
@@ -214,20 +213,16 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 			res <- result{pc: n.addConn(qc, id, true)}
 		}()
 	}
+	// The first connection wins; the other dials are cancelled and end on
+	// their own (a late success joins the peer table, which keeps one).
+	defer cancel()
 	var errs []error
-	var got *peerConn
 	for range cands {
 		r := <-res
-		if r.pc != nil && got == nil {
-			got = r.pc
-			cancel() // the others need not finish
+		if r.pc != nil {
+			return r.pc, nil
 		}
-		if r.err != nil {
-			errs = append(errs, r.err)
-		}
-	}
-	if got != nil {
-		return got, nil
+		errs = append(errs, r.err)
 	}
 	if pc := n.peers.active(id); pc != nil {
 		return pc, nil // the peer's dial won
