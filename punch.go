@@ -213,16 +213,26 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 			res <- result{pc: n.addConn(qc, id, true)}
 		}()
 	}
-	// The first connection wins; the other dials are cancelled and end on
+	// The first connection wins, ours or the peer's (its dial to us
+	// lands in the peer table); the other dials are cancelled and end on
 	// their own (a late success joins the peer table, which keeps one).
 	defer cancel()
 	var errs []error
-	for range cands {
-		r := <-res
-		if r.pc != nil {
-			return r.pc, nil
+	changed, _ := n.peers.activeChanged(id, nil)
+	for pending := len(cands); pending > 0; {
+		select {
+		case r := <-res:
+			pending--
+			if r.pc != nil {
+				return r.pc, nil
+			}
+			errs = append(errs, r.err)
+		case <-changed:
+			if pc := n.peers.active(id); pc != nil {
+				return pc, nil
+			}
+			changed, _ = n.peers.activeChanged(id, nil)
 		}
-		errs = append(errs, r.err)
 	}
 	if pc := n.peers.active(id); pc != nil {
 		return pc, nil // the peer's dial won
