@@ -62,6 +62,8 @@ type ProbeMsg struct {
 	Status  byte             // REPLY
 }
 
+// appendAddr appends one address: | family 4 or 6 | IP (4 or 16) |
+// port (2, big endian) |. Callers wrap its error in their own sentinel.
 func appendAddr(b []byte, a netip.AddrPort) ([]byte, error) {
 	ip := a.Addr().Unmap()
 	switch {
@@ -70,7 +72,7 @@ func appendAddr(b []byte, a netip.AddrPort) ([]byte, error) {
 	case ip.Is6() && ip.Zone() == "":
 		b = append(b, 6)
 	default:
-		return b, fmt.Errorf("%w: address %v", ErrBadProbe, a)
+		return b, fmt.Errorf("address %v", a)
 	}
 	b = append(b, ip.AsSlice()...)
 	return binary.BigEndian.AppendUint16(b, a.Port()), nil
@@ -117,18 +119,18 @@ func AppendProbe(b []byte, m ProbeMsg) ([]byte, error) {
 		body = append(body, m.Mode)
 		body = append(body, m.Tx[:]...)
 		if body, err = appendAddr(body, m.Target); err != nil {
-			return b, err
+			return b, fmt.Errorf("%w: %w", ErrBadProbe, err)
 		}
 		body = append(body, byte(len(m.Exclude)))
 		for _, a := range m.Exclude {
 			if body, err = appendAddr(body, a); err != nil {
-				return b, err
+				return b, fmt.Errorf("%w: %w", ErrBadProbe, err)
 			}
 		}
 	case ProbeSend:
 		body = append(body, m.Tx[:]...)
 		if body, err = appendAddr(body, m.Target); err != nil {
-			return b, err
+			return b, fmt.Errorf("%w: %w", ErrBadProbe, err)
 		}
 	case ProbeReply:
 		body = append(body, m.Status)
@@ -200,17 +202,28 @@ func ParseProbe(body []byte) (ProbeMsg, error) {
 
 // ReadProbe reads one frame from r and decodes it.
 func ReadProbe(r io.Reader) (ProbeMsg, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	body, err := readFrame(r, MaxProbeMessage, ErrBadProbe)
+	if err != nil {
 		return ProbeMsg{}, err
 	}
+	return ParseProbe(body)
+}
+
+// readFrame reads one frame of the punch and NAT probe streams: a 2-byte
+// big-endian length (1..max), then the body. A clean end before the frame
+// is returned as is (io.EOF); anything else wraps bad.
+func readFrame(r io.Reader, max int, bad error) ([]byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
 	n := int(binary.BigEndian.Uint16(h[:]))
-	if n == 0 || n > MaxProbeMessage {
-		return ProbeMsg{}, fmt.Errorf("%w: frame of %d bytes", ErrBadProbe, n)
+	if n == 0 || n > max {
+		return nil, fmt.Errorf("%w: frame of %d bytes", bad, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return ProbeMsg{}, fmt.Errorf("%w: %w", ErrBadProbe, err)
+		return nil, fmt.Errorf("%w: %w", bad, err)
 	}
-	return ParseProbe(body)
+	return body, nil
 }

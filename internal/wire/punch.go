@@ -75,17 +75,10 @@ func AppendPunch(b []byte, m PunchMsg) ([]byte, error) {
 		body = append(body, m.ID[:]...)
 		body = append(body, byte(len(m.Candidates)))
 		for _, a := range m.Candidates {
-			ip := a.Addr().Unmap()
-			switch {
-			case ip.Is4():
-				body = append(body, 4)
-			case ip.Is6() && ip.Zone() == "":
-				body = append(body, 6)
-			default:
-				return b, fmt.Errorf("%w: candidate %v", ErrBadPunch, a)
+			var err error
+			if body, err = appendAddr(body, a); err != nil {
+				return b, fmt.Errorf("%w: candidate: %w", ErrBadPunch, err)
 			}
-			body = append(body, ip.AsSlice()...)
-			body = binary.BigEndian.AppendUint16(body, a.Port())
 		}
 	case PunchSync:
 		body = []byte{PunchSync}
@@ -120,31 +113,12 @@ func ParsePunch(body []byte) (PunchMsg, error) {
 			return bad("%d candidates", n)
 		}
 		for range n {
-			if len(rest) < 1 {
-				return bad("truncated candidate")
+			a, r, err := parseAddr(rest)
+			if err != nil {
+				return bad("candidate: %v", err)
 			}
-			l := 0
-			switch rest[0] {
-			case 4:
-				l = 4
-			case 6:
-				l = 16
-			default:
-				return bad("family %d", rest[0])
-			}
-			if len(rest) < 1+l+2 {
-				return bad("truncated candidate")
-			}
-			ip, _ := netip.AddrFromSlice(rest[1 : 1+l])
-			if l == 16 && ip.Is4In6() {
-				return bad("IPv4 in an IPv6 candidate")
-			}
-			port := binary.BigEndian.Uint16(rest[1+l:])
-			if port == 0 || ip.IsUnspecified() {
-				return bad("candidate %v:%d", ip, port)
-			}
-			m.Candidates = append(m.Candidates, netip.AddrPortFrom(ip, port))
-			rest = rest[1+l+2:]
+			m.Candidates = append(m.Candidates, a)
+			rest = r
 		}
 	case PunchSync:
 	case PunchRefused:
@@ -164,17 +138,9 @@ func ParsePunch(body []byte) (PunchMsg, error) {
 
 // ReadPunch reads one frame from r and decodes it.
 func ReadPunch(r io.Reader) (PunchMsg, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	body, err := readFrame(r, MaxPunchMessage, ErrBadPunch)
+	if err != nil {
 		return PunchMsg{}, err
-	}
-	n := int(binary.BigEndian.Uint16(h[:]))
-	if n == 0 || n > MaxPunchMessage {
-		return PunchMsg{}, fmt.Errorf("%w: frame of %d bytes", ErrBadPunch, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return PunchMsg{}, fmt.Errorf("%w: %w", ErrBadPunch, err)
 	}
 	return ParsePunch(body)
 }
