@@ -3,13 +3,11 @@ package demo
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/internal/pipe"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
@@ -33,55 +31,23 @@ func checkNATs(ctx context.Context, _ []demoNode) Check {
 	}
 	defer lab.Close()
 	pubHost, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
-	masq := netlab.DefaultNATConfig()
-	masq.Addr = netip.MustParseAddr("198.51.100.1")
-	homeA, _ := lab.AddNAT(masq)
-	sym := netlab.DefaultNATConfig()
-	sym.Addr = netip.MustParseAddr("198.51.100.2")
-	sym.Mapping, sym.Filtering, sym.Ports = netlab.AddressAndPortDependent, netlab.AddressAndPortDependent, netlab.PortRandom
-	homeB, _ := lab.AddNAT(sym)
-	hostA, _ := homeA.AddHost(netip.MustParseAddr("192.168.1.10"))
-	hostB, _ := homeB.AddHost(netip.MustParseAddr("10.0.0.10"))
+	hostA, hostB := twoNATs(lab)
 
-	var nodes []*mycelium.Node
+	var ln labNodes
 	var wg sync.WaitGroup
 	defer func() {
-		for _, n := range nodes {
-			n.Close()
-		}
+		ln.close()
 		wg.Wait()
 	}()
-	start := func(h *netlab.Host, port uint16) (*mycelium.Node, error) {
-		pc, err := h.ListenPacket(port)
-		if err != nil {
-			return nil, err
-		}
-		key, err := mycelium.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		cfg := mycelium.DefaultConfig()
-		cfg.Key, cfg.PacketConn, cfg.Logger = key, pc, slog.New(slog.DiscardHandler)
-		cfg.HandshakeTimeout = time.Second
-		n, err := mycelium.New(cfg)
-		if err == nil {
-			err = n.Start()
-		}
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
-		return n, nil
-	}
-	p, err := start(pubHost, 4433)
+	p, err := ln.start(pubHost, 4433, nil)
 	if err != nil {
 		return fail("%v", err)
 	}
-	a, err := start(hostA, 0)
+	a, err := ln.start(hostA, 0, nil)
 	if err != nil {
 		return fail("%v", err)
 	}
-	b, err := start(hostB, 0)
+	b, err := ln.start(hostB, 0, nil)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -31,46 +30,17 @@ func checkNATClassification(ctx context.Context, _ []demoNode) Check {
 	defer lab.Close()
 	pub1, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
 	pub2, _ := lab.AddHost(netip.MustParseAddr("203.0.113.20"))
-	masq := netlab.DefaultNATConfig()
-	masq.Addr = netip.MustParseAddr("198.51.100.1")
-	homeA, _ := lab.AddNAT(masq)
-	sym := netlab.DefaultNATConfig()
-	sym.Addr = netip.MustParseAddr("198.51.100.2")
-	sym.Mapping, sym.Filtering, sym.Ports = netlab.AddressAndPortDependent, netlab.AddressAndPortDependent, netlab.PortRandom
-	homeB, _ := lab.AddNAT(sym)
-	hostA, _ := homeA.AddHost(netip.MustParseAddr("192.168.1.10"))
-	hostB, _ := homeB.AddHost(netip.MustParseAddr("10.0.0.10"))
+	hostA, hostB := twoNATs(lab)
 
-	var nodes []*mycelium.Node
-	defer func() {
-		for _, n := range nodes {
-			n.Close()
-		}
-	}()
+	var ln labNodes
+	defer ln.close()
 	var boot []mycelium.Peer
 	start := func(h *netlab.Host, port uint16) (*mycelium.Node, error) {
-		pc, err := h.ListenPacket(port)
-		if err != nil {
-			return nil, err
-		}
-		key, err := mycelium.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		cfg := mycelium.DefaultConfig()
-		cfg.Key, cfg.PacketConn, cfg.Logger, cfg.Bootstrap = key, pc, slog.New(slog.DiscardHandler), boot
-		n, err := mycelium.New(cfg)
-		if err == nil {
-			err = n.Start()
-		}
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
-		if boot == nil {
+		n, err := ln.start(h, port, boot)
+		if err == nil && boot == nil {
 			boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
 		}
-		return n, nil
+		return n, err
 	}
 	for _, s := range []struct {
 		h    *netlab.Host

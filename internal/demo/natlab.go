@@ -1,0 +1,61 @@
+package demo
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/simulations/netlab"
+)
+
+// twoNATs adds the demo's two NAT routers to lab: one like Linux
+// MASQUERADE at 198.51.100.1, one symmetric at 198.51.100.2, each with a
+// host behind it.
+func twoNATs(lab *netlab.Network) (hostA, hostB *netlab.Host) {
+	masq := netlab.DefaultNATConfig()
+	masq.Addr = netip.MustParseAddr("198.51.100.1")
+	homeA, _ := lab.AddNAT(masq)
+	sym := netlab.DefaultNATConfig()
+	sym.Addr = netip.MustParseAddr("198.51.100.2")
+	sym.Mapping, sym.Filtering, sym.Ports = netlab.AddressAndPortDependent, netlab.AddressAndPortDependent, netlab.PortRandom
+	homeB, _ := lab.AddNAT(sym)
+	hostA, _ = homeA.AddHost(netip.MustParseAddr("192.168.1.10"))
+	hostB, _ = homeB.AddHost(netip.MustParseAddr("10.0.0.10"))
+	return hostA, hostB
+}
+
+// labNodes starts real nodes on netlab hosts and closes them all at once.
+type labNodes struct {
+	nodes []*mycelium.Node
+}
+
+// start runs a node on h at port (0: any) that bootstraps from boot.
+func (l *labNodes) start(h *netlab.Host, port uint16, boot []mycelium.Peer) (*mycelium.Node, error) {
+	pc, err := h.ListenPacket(port)
+	if err != nil {
+		return nil, err
+	}
+	key, err := mycelium.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	cfg := mycelium.DefaultConfig()
+	cfg.Key, cfg.PacketConn, cfg.Logger, cfg.Bootstrap = key, pc, slog.New(slog.DiscardHandler), boot
+	cfg.HandshakeTimeout = time.Second
+	n, err := mycelium.New(cfg)
+	if err == nil {
+		err = n.Start()
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.nodes = append(l.nodes, n)
+	return n, nil
+}
+
+func (l *labNodes) close() {
+	for _, n := range l.nodes {
+		n.Close()
+	}
+}
