@@ -18,7 +18,13 @@
 // the peer sees as ErrStreamReset). Test for them with interface
 // assertions, as with *net.TCPConn.
 //
-// Later layers add membership (HyParView), broadcast (Plumtree), a registry
-// of signed node records, NAT traversal and multi-hop circuits. See DESIGN.md
-// in the repository for the map.
+// Nodes that bootstrap join a HyParView overlay (membership/) and can
+// Broadcast and Subscribe over Plumtree (broadcast/). Each node publishes a
+// record signed with its key (registry/): its addresses, NAT class, role
+// and services, so Lookup, LookupService and Dial by node ID alone work,
+// and WatchRegistry follows changes. Every node answers STUN on its socket
+// and classifies its own NAT from other nodes' answers (nat/); Dial to a
+// node behind a NAT coordinates a hole punch through a node both hold
+// connections to, where nat.CanPunch says one can work, and otherwise
+// fails with ErrNoDirectPath. Multi-hop circuits come later.
 package mycelium
