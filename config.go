@@ -56,6 +56,16 @@ type Config struct {
 	// send its service header before it is refused. Default 10 s (guess).
 	StreamHeaderTimeout time.Duration
 
+	// PunchTTL is the IP time to live of the opener packets a hole punch
+	// sends before its simultaneous dial: each side opens its own NAT
+	// for the peer with packets that die before the peer's NAT, so that
+	// neither router sees the peer's packet first. That ordering is what
+	// Linux conntrack needs (DESIGN.md, "the conntrack race"). Default 2:
+	// past the host's own router, dead at the next. 0 sends no openers.
+	// Where it is too large for a path (the two NATs are one hop apart)
+	// the peer counts the openers it receives (punch_openers_seen).
+	PunchTTL int
+
 	// Resources bounds what peers can make the node hold.
 	Resources Resources
 
@@ -110,6 +120,7 @@ func DefaultConfig() Config {
 		IdleTimeout:         30 * time.Second,
 		KeepAlive:           15 * time.Second,
 		StreamHeaderTimeout: 10 * time.Second,
+		PunchTTL:            2,
 		Resources:           DefaultResources(),
 		Membership:          membership.DefaultConfig(),
 		Broadcast:           broadcast.DefaultConfig(),
@@ -153,6 +164,8 @@ func (c *Config) Validate() error {
 		return bad("KeepAlive must be positive and below IdleTimeout (%v), got %v", c.IdleTimeout, c.KeepAlive)
 	case c.StreamHeaderTimeout <= 0:
 		return bad("StreamHeaderTimeout must be positive, got %v", c.StreamHeaderTimeout)
+	case c.PunchTTL < 0 || c.PunchTTL > 255:
+		return bad("PunchTTL must be 0 (no openers) to 255, got %d", c.PunchTTL)
 	case c.Resources.MaxPeers <= 0:
 		return bad("Resources.MaxPeers must be positive, got %d", c.Resources.MaxPeers)
 	case c.Resources.MaxStreamsPerPeer <= 0:

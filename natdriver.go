@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/membership"
 	"github.com/mycelium-net/mycelium/nat"
 	"github.com/mycelium-net/mycelium/registry"
@@ -30,8 +31,11 @@ const (
 	natRetry      = 30 * time.Second
 	// natInterval spaces the rounds once the class is known.
 	natInterval = 5 * time.Minute
-	// natMaxObservers bounds the observers of one round.
-	natMaxObservers = 8
+	// natMaxObservers bounds the observers of one round: a pair of ports
+	// on one IP and two more IPs tell every mapping class apart, with one
+	// answer to spare. Nodes never sent to stay for the filtering probes,
+	// which need senders this node has not contacted.
+	natMaxObservers = 4
 )
 
 // NATStats is what the node knows of its own NAT, in RFC 4787 terms.
@@ -93,6 +97,10 @@ func (s *stunServer) stats() nat.ServerStats {
 // driver's prober (dropped, and counted, if the driver is busy).
 func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
 	n.stats.nonQUICPackets.Add(1)
+	if wire.IsPunchOpener(b) {
+		n.stats.punchOpenersSeen.Add(1)
+		return
+	}
 	ua, ok := from.(*net.UDPAddr)
 	if !ok || len(b) > nat.MaxSTUNSize || !nat.IsSTUN(b) {
 		return
@@ -165,15 +173,17 @@ func (o *overlay) natRound() {
 // natObservers picks up to natMaxObservers addresses of other nodes that
 // accept inbound connections: as many distinct IPs as possible, and up to
 // two ports per IP, so that the mapping can be told apart by address and
-// by port.
+// by port. Nodes that recently sent us filtering probes are left out
+// (natProbes.sentUs).
 func (o *overlay) natObservers() []netip.AddrPort {
 	byIP := map[netip.Addr][]netip.AddrPort{}
-	for _, r := range o.reg.Records(time.Now()) {
+	now := time.Now()
+	for _, r := range o.reg.Records(now) {
 		if r.ID == o.n.id || !r.Inbound {
 			continue
 		}
 		for _, a := range r.Listen {
-			if a.Addr().IsValid() && !a.Addr().IsUnspecified() && !slices.Contains(byIP[a.Addr()], a) {
+			if a.Addr().IsValid() && !a.Addr().IsUnspecified() && !slices.Contains(byIP[a.Addr()], a) && !o.n.probes.sentUs(a, now) {
 				byIP[a.Addr()] = append(byIP[a.Addr()], a)
 			}
 		}
@@ -226,8 +236,11 @@ func (o *overlay) natDone(d nat.Done) {
 		o.n.spawn(o.n.filterRound) // blocks on the network
 	}
 	next := natInterval
-	if st.mapping == registry.NATUnknown {
-		next = natRetry
+	if st.mapping == registry.NATUnknown || (!st.public && st.filtering == registry.NATUnknown) {
+		next = natRetry // the filtering probes just started may fail too
+	}
+	if st.mapping == registry.NATUnknown && !st.public && len(o.natObservers()) > st.observers {
+		next = natWait // more observers are known now (the registry is still filling)
 	}
 	o.armNATRound(next)
 }

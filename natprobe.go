@@ -2,6 +2,7 @@ package mycelium
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -34,7 +35,34 @@ type natProbes struct {
 	mu      sync.Mutex
 	pending map[nat.TxID]*pendingProbe
 	dialed  map[netip.AddrPort]time.Time
+	senders map[netip.AddrPort]time.Time // who sent us probes, when
 	serving chan struct{}
+}
+
+// probedBy notes that a sent us (or was told to send us) a probe.
+func (p *natProbes) probedBy(a netip.AddrPort, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, t := range p.senders {
+		if now.Sub(t) > probeRecent {
+			delete(p.senders, k)
+		}
+	}
+	if len(p.senders) < maxRecentDialed {
+		p.senders[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())] = now
+	}
+}
+
+// sentUs reports whether a sent us a probe within probeRecent. Such an
+// address makes a poor STUN observer for a while: its unasked packet can
+// have left a Linux conntrack entry in our NAT that takes our port
+// towards it, so our own packets to it leave from another port and the
+// mapping looks endpoint-dependent when it is not.
+func (p *natProbes) sentUs(a netip.AddrPort, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.senders[a]
+	return ok && now.Sub(t) <= probeRecent
 }
 
 // pendingProbe is a probe we wait for: done is closed when it arrives,
@@ -45,7 +73,12 @@ type pendingProbe struct {
 }
 
 func newNATProbes() *natProbes {
-	return &natProbes{pending: map[nat.TxID]*pendingProbe{}, dialed: map[netip.AddrPort]time.Time{}, serving: make(chan struct{}, maxProbeServes)}
+	return &natProbes{
+		pending: map[nat.TxID]*pendingProbe{},
+		dialed:  map[netip.AddrPort]time.Time{},
+		senders: map[netip.AddrPort]time.Time{},
+		serving: make(chan struct{}, maxProbeServes),
+	}
 }
 
 // contacted reports whether we sent to a within probeRecent.
@@ -141,6 +174,7 @@ func (n *Node) filterRound() {
 	}
 	forwarder := n.probeForwarder(exclude)
 	if forwarder == nil {
+		n.log.Debug("nat filtering: no public node to probe through", "excluded", len(exclude))
 		return
 	}
 	if ap, ok := udpAddrPort(forwarder.qc.RemoteAddr()); ok {
@@ -170,6 +204,7 @@ func (n *Node) filterRound() {
 		}
 	}
 	class := nat.ClassifyFiltering(probes)
+	n.log.Debug("nat filtering probed", "via", forwarder.peer.Short(), "probes", fmt.Sprint(probes), "filtering", class.String())
 	n.overlay.post(func() { n.overlay.filteringFound(class) })
 }
 
@@ -244,6 +279,9 @@ func (n *Node) probeOnce(forwarder *peerConn, mode byte, target netip.AddrPort, 
 	if err != nil || r.Type != wire.ProbeReply || r.Status != wire.ProbeSent {
 		return false, false
 	}
+	if r.Sender.IsValid() {
+		n.probes.probedBy(r.Sender, time.Now())
+	}
 	t := time.NewTimer(probeWait)
 	defer t.Stop()
 	select {
@@ -266,6 +304,12 @@ func (o *overlay) filteringFound(class registry.NATClass) {
 	if o.nat.public || class == o.nat.filtering {
 		return
 	}
+	if class == registry.NATUnknown {
+		// A round that could not tell (every public IP it knows already
+		// contacted, say) says nothing against the class found before.
+		o.n.log.Debug("nat filtering: probes inconclusive, keeping the class found before", "filtering", o.nat.filtering.String())
+		return
+	}
 	o.nat.filtering = class
 	ns := o.nat.stats()
 	o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,
@@ -277,11 +321,12 @@ func (o *overlay) filteringFound(class registry.NATClass) {
 // to: it finds a connected node that fits and tells it to send.
 func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
 	defer c.Close()
-	reply := func(status byte) {
-		if b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeReply, Status: status}); err == nil {
+	replySender := func(status byte, sender netip.AddrPort) {
+		if b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeReply, Status: status, Sender: sender}); err == nil {
 			c.Write(b)
 		}
 	}
+	reply := func(status byte) { replySender(status, netip.AddrPort{}) }
 	select {
 	case n.probes.serving <- struct{}{}:
 		defer func() { <-n.probes.serving }()
@@ -336,10 +381,15 @@ func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
 	defer cancel()
-	dc, err := n.dialInternal(ctx, cands[rand.IntN(len(cands))], wire.NATProbeSendService)
+	d := cands[rand.IntN(len(cands))]
+	dc, err := n.dialInternal(ctx, d, wire.NATProbeSendService)
 	if err != nil {
 		reply(wire.ProbeNoCandidate)
 		return
+	}
+	var sender netip.AddrPort
+	if dpc := n.peers.active(d); dpc != nil {
+		sender, _ = udpAddrPort(dpc.qc.RemoteAddr())
 	}
 	defer dc.Close()
 	b, err := wire.AppendProbe(nil, wire.ProbeMsg{Type: wire.ProbeSend, Tx: m.Tx, Target: src})
@@ -351,7 +401,7 @@ func (n *Node) serveNATProbe(c net.Conn, from NodeID) {
 		return
 	}
 	n.stats.probesForwarded.Add(1)
-	reply(wire.ProbeSent)
+	replySender(wire.ProbeSent, sender)
 }
 
 // serveNATProbeSend sends one probe on a connected node's behalf.

@@ -498,5 +498,6 @@ type counters struct {
 	punchAttempts, punchDirect, punchFailed         atomic.Uint64
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64
+	punchOpenersSent, punchOpenersSeen              atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
 }

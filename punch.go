@@ -21,9 +21,23 @@ import (
 // with A's reflexive addresses to B (wire.PunchService, then
 // wire.PunchTargetService from R to B). B answers with its own; A, having
 // measured the round trip, sends SYNC, waits half of it, and dials B's
-// addresses while B, on SYNC, dials A's: each side's first packets open
-// its own NAT's mapping and permission for the other, so the other's
-// packets get through. Roles do not matter for the QUIC handshake: two
+// addresses while B, on SYNC, dials A's.
+//
+// Before the dial each side opens its own NAT: B, on CONNECT, sends
+// openers (wire.PunchOpener, with Config.PunchTTL) to A's addresses
+// before it answers; A sends its openers to B's before SYNC. An opener
+// passes the sender's router, which then holds a mapping and permission
+// for the peer, and dies at the next hop, before the peer's router. So by
+// the time either side's dial reaches the other's router, that router
+// has already seen its own host's packet to the dialer, whatever the
+// timing. Without openers the dial packets race: on Linux, whichever
+// router sees the peer's packet first keeps an inbound conntrack entry
+// and remaps its own host's packet to a new port, which the other side's
+// filter drops (DESIGN.md, "the conntrack race"). Openers cost nothing
+// where they are not needed, and cannot help where the two routers are
+// one hop apart (the peer counts them in punch_openers_seen).
+//
+// Roles do not matter for the QUIC handshake: two
 // connections may come up, and the node keeps one (the one the lower ID
 // dialed). Whether to try at all comes from the two published NAT
 // behaviours (nat.CanPunch): a pair the theory rules out is not tried.
@@ -166,8 +180,22 @@ func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id 
 	case m.Type != wire.PunchConnect || NodeID(m.ID) != id || len(m.Candidates) == 0:
 		return nil, 0, fmt.Errorf("%w: unexpected answer %+v", wire.ErrBadPunch, m)
 	}
+	public := n.natBehavior().Public
+	if !public {
+		n.sendOpeners(tr, m.Candidates)
+	}
 	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchSync}); err != nil {
 		return nil, 0, err
+	}
+	if public {
+		// Connection reversal: with no NAT of ours to open, our packets
+		// would only reach the target's router unasked. On Linux that
+		// leaves an inbound conntrack entry there which remaps the
+		// target's own packets to us (and skews its STUN answers). So we
+		// send none and wait for the target's dial.
+		dialStart := time.Now()
+		pc, err = n.awaitPeer(ctx, id)
+		return pc, time.Since(dialStart), err
 	}
 	// The SYNC reaches the target about half a round trip from now: dial
 	// then, so both sides' first packets leave together.
@@ -181,6 +209,25 @@ func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id 
 	dialStart := time.Now()
 	pc, err = n.dialParallel(ctx, tr, id, m.Candidates)
 	return pc, time.Since(dialStart), err
+}
+
+// sendOpeners sends one opener to each of the peer's candidates with
+// Config.PunchTTL; see the comment at the top of this file. A socket that
+// cannot set a packet's TTL sends none (the dial then races as before).
+func (n *Node) sendOpeners(tr *transport.Transport, cands []netip.AddrPort) {
+	if n.cfg.PunchTTL == 0 {
+		return
+	}
+	for _, a := range cands {
+		_, err := tr.WriteToTTL(wire.PunchOpener, net.UDPAddrFromAddrPort(a), n.cfg.PunchTTL)
+		if errors.Is(err, transport.ErrTTLUnsupported) {
+			n.log.Debug("no punch openers: the socket cannot set a packet's time to live")
+			return
+		}
+		if err == nil {
+			n.stats.punchOpenersSent.Add(1)
+		}
+	}
 }
 
 func writePunch(c net.Conn, m wire.PunchMsg) error {
@@ -238,6 +285,29 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 		return pc, nil // the peer's dial won
 	}
 	return nil, errors.Join(errs...)
+}
+
+// awaitPeer waits, up to punchDialTimeout, for a connection to id that
+// the peer dials.
+func (n *Node) awaitPeer(ctx context.Context, id NodeID) (*peerConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
+	defer cancel()
+	for {
+		changed, _ := n.peers.activeChanged(id, nil)
+		if pc := n.peers.active(id); pc != nil {
+			return pc, nil
+		}
+		var again <-chan time.Time
+		if changed == nil { // no entry for id in the table: look again soon
+			again = time.After(50 * time.Millisecond)
+		}
+		select {
+		case <-changed:
+		case <-again:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the target did not dial us back: %w", ctx.Err())
+		}
+	}
 }
 
 // servePunchRelay answers a PunchService stream from a, which asks us to
@@ -327,15 +397,18 @@ func (n *Node) servePunchTarget(c net.Conn) {
 		writePunch(c, wire.PunchMsg{Type: wire.PunchRefused, Reason: wire.RefusedNoPunch})
 		return
 	}
+	tr, err := n.transport()
+	if err != nil {
+		return
+	}
+	if !theirs.Public {
+		n.sendOpeners(tr, m.Candidates) // before our answer, so before A's SYNC and dial
+	}
 	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchConnect, ID: n.id, Candidates: n.ourCandidates()}); err != nil {
 		return
 	}
 	s, err := wire.ReadPunch(c)
 	if err != nil || s.Type != wire.PunchSync {
-		return
-	}
-	tr, err := n.transport()
-	if err != nil {
 		return
 	}
 	n.stats.punchAnswered.Add(1)

@@ -70,6 +70,11 @@ type Counters struct {
 	// connection, the time from the first packet of the simultaneous dial
 	// to the open QUIC connection.
 	PunchDialMicros uint64 `json:"punch_dial_us"`
+	// Opener packets sent before simultaneous dials, and the peers'
+	// openers that reached this node (each says PunchTTL was too large
+	// for that path: the opener crossed both NATs).
+	PunchOpenersSent uint64 `json:"punch_openers_sent"`
+	PunchOpenersSeen uint64 `json:"punch_openers_seen"`
 	// NAT filtering probes this node arranged for others, and sent.
 	ProbesForwarded uint64 `json:"nat_probes_forwarded"`
 	ProbesSent      uint64 `json:"nat_probes_sent"`
@@ -84,26 +89,28 @@ func (n *Node) Stats() Stats {
 		Peers:    []PeerStats{},
 		Services: n.services(),
 		Counters: Counters{
-			ConnsIn:         n.stats.connsIn.Load(),
-			ConnsOut:        n.stats.connsOut.Load(),
-			ConnsRefused:    n.stats.connsRefused.Load(),
-			DuplicateConns:  n.stats.duplicateConns.Load(),
-			DialsFailed:     n.stats.dialsFailed.Load(),
-			StreamsIn:       n.stats.streamsIn.Load(),
-			StreamsOut:      n.stats.streamsOut.Load(),
-			StreamsRefused:  n.stats.streamsRefused.Load(),
-			BadHeaders:      n.stats.badHeaders.Load(),
-			NonQUICPackets:  n.stats.nonQUICPackets.Load(),
-			RegistryRejoins: n.stats.registryRejoins.Load(),
-			PunchAttempts:   n.stats.punchAttempts.Load(),
-			PunchDirect:     n.stats.punchDirect.Load(),
-			PunchFailed:     n.stats.punchFailed.Load(),
-			PunchSkipped:    n.stats.punchSkipped.Load(),
-			PunchRelayed:    n.stats.punchRelayed.Load(),
-			PunchAnswered:   n.stats.punchAnswered.Load(),
-			PunchDialMicros: n.stats.punchDialMicros.Load(),
-			ProbesForwarded: n.stats.probesForwarded.Load(),
-			ProbesSent:      n.stats.probesSent.Load(),
+			ConnsIn:          n.stats.connsIn.Load(),
+			ConnsOut:         n.stats.connsOut.Load(),
+			ConnsRefused:     n.stats.connsRefused.Load(),
+			DuplicateConns:   n.stats.duplicateConns.Load(),
+			DialsFailed:      n.stats.dialsFailed.Load(),
+			StreamsIn:        n.stats.streamsIn.Load(),
+			StreamsOut:       n.stats.streamsOut.Load(),
+			StreamsRefused:   n.stats.streamsRefused.Load(),
+			BadHeaders:       n.stats.badHeaders.Load(),
+			NonQUICPackets:   n.stats.nonQUICPackets.Load(),
+			RegistryRejoins:  n.stats.registryRejoins.Load(),
+			PunchAttempts:    n.stats.punchAttempts.Load(),
+			PunchDirect:      n.stats.punchDirect.Load(),
+			PunchFailed:      n.stats.punchFailed.Load(),
+			PunchSkipped:     n.stats.punchSkipped.Load(),
+			PunchRelayed:     n.stats.punchRelayed.Load(),
+			PunchAnswered:    n.stats.punchAnswered.Load(),
+			PunchDialMicros:  n.stats.punchDialMicros.Load(),
+			PunchOpenersSent: n.stats.punchOpenersSent.Load(),
+			PunchOpenersSeen: n.stats.punchOpenersSeen.Load(),
+			ProbesForwarded:  n.stats.probesForwarded.Load(),
+			ProbesSent:       n.stats.probesSent.Load(),
 		},
 	}
 	if n.cfg.Relay {

@@ -27,6 +27,7 @@ type fileConfig struct {
 	Relay            bool     `json:"relay"`
 	LogLevel         string   `json:"log_level"`
 	HandshakeTimeout duration `json:"handshake_timeout"`
+	PunchTTL         *int     `json:"punch_ttl"`
 }
 
 // duration is a time.Duration written as "5s" in JSON.
@@ -86,9 +87,10 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	listen := fs.String("listen", "0.0.0.0:4242", "UDP address to listen on")
 	bootstrap := fs.String("bootstrap", "", "peers to connect to at start: ID@HOST:PORT[,ID@HOST:PORT...]")
 	ctl := fs.String("control", control.DefaultAddr(), "control API address: unix:PATH or loopback HOST:PORT (env "+control.EnvControl+")")
-	configPath := fs.String("config", "", "JSON config file (keys: key, listen, bootstrap, control, relay, log_level, handshake_timeout)")
+	configPath := fs.String("config", "", "JSON config file (keys: key, listen, bootstrap, control, relay, log_level, handshake_timeout, punch_ttl)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	handshake := fs.Duration("handshake-timeout", 5*time.Second, "bound on a QUIC handshake; dials to silent addresses fail after this")
+	punchTTL := fs.Int("punch-ttl", mycelium.DefaultConfig().PunchTTL, "IP time to live of the packets that open our NAT before a hole punch (0: send none)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -114,6 +116,7 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 		apply("control", fc.Control != "" && e.getenv(control.EnvControl) == "", func() { *ctl = fc.Control })
 		apply("log-level", fc.LogLevel != "", func() { *logLevel = fc.LogLevel })
 		apply("handshake-timeout", fc.HandshakeTimeout != 0, func() { *handshake = time.Duration(fc.HandshakeTimeout) })
+		apply("punch-ttl", fc.PunchTTL != nil, func() { *punchTTL = *fc.PunchTTL })
 		relay = relay || fc.Relay
 	}
 
@@ -135,6 +138,7 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	cfg.ListenAddr = *listen
 	cfg.Relay = relay
 	cfg.HandshakeTimeout = *handshake
+	cfg.PunchTTL = *punchTTL
 	cfg.Logger = log
 	for _, p := range splitList(*bootstrap) {
 		peer, err := mycelium.ParsePeer(p)

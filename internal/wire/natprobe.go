@@ -17,7 +17,12 @@ import (
 //
 //	REQUEST | 1 | mode (1) | tx (12) | target address | n (1, ≤ MaxProbeExclude) | n × address |
 //	SEND    | 2 | tx (12) | target address |
-//	REPLY   | 3 | status (1) |
+//	REPLY   | 3 | status (1) | [sender address] |
+//
+// A REPLY with status ProbeSent may name the address the sender D sends
+// from: the asker then avoids D as a STUN observer for a while, since a
+// packet D sent unasked can leave state in the asker's NAT that changes
+// how it maps the asker's own packets to D (a Linux conntrack collision).
 //
 // with addresses as in punch.go. Mode ProbeOtherIP asks for a sender whose
 // IP is none of the excluded addresses' IPs; ProbeOtherPort for a sender
@@ -60,6 +65,7 @@ type ProbeMsg struct {
 	Target  netip.AddrPort   // REQUEST, SEND
 	Exclude []netip.AddrPort // REQUEST
 	Status  byte             // REPLY
+	Sender  netip.AddrPort   // REPLY with ProbeSent: the sender's address, if known
 }
 
 // appendAddr appends one address: | family 4 or 6 | IP (4 or 16) |
@@ -134,6 +140,14 @@ func AppendProbe(b []byte, m ProbeMsg) ([]byte, error) {
 		}
 	case ProbeReply:
 		body = append(body, m.Status)
+		if m.Sender.IsValid() {
+			if m.Status != ProbeSent {
+				return b, fmt.Errorf("%w: a sender in a REPLY of status %d", ErrBadProbe, m.Status)
+			}
+			if body, err = appendAddr(body, m.Sender); err != nil {
+				return b, fmt.Errorf("%w: %w", ErrBadProbe, err)
+			}
+		}
 	default:
 		return b, fmt.Errorf("%w: type %d", ErrBadProbe, m.Type)
 	}
@@ -186,11 +200,19 @@ func ParseProbe(body []byte) (ProbeMsg, error) {
 			return bad("target: %v", err)
 		}
 	case ProbeReply:
-		if len(rest) != 1 || rest[0] > ProbeRefused {
+		if len(rest) < 1 || rest[0] > ProbeRefused {
 			return bad("REPLY")
 		}
 		m.Status = rest[0]
-		rest = nil
+		rest = rest[1:]
+		if len(rest) > 0 {
+			if m.Status != ProbeSent {
+				return bad("a sender in a REPLY of status %d", m.Status)
+			}
+			if m.Sender, rest, err = parseAddr(rest); err != nil {
+				return bad("sender: %v", err)
+			}
+		}
 	default:
 		return bad("type %d", m.Type)
 	}

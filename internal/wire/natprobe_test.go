@@ -16,6 +16,8 @@ func TestProbeRoundTrip(t *testing.T) {
 		{Type: ProbeRequest, Mode: ProbeOtherPort, Tx: tx, Target: tgt},
 		{Type: ProbeSend, Tx: tx, Target: tgt},
 		{Type: ProbeReply, Status: ProbeNoCandidate},
+		{Type: ProbeReply, Status: ProbeSent},
+		{Type: ProbeReply, Status: ProbeSent, Sender: netip.MustParseAddrPort("203.0.113.7:4243")},
 	} {
 		b, err := AppendProbe(nil, m)
 		if err != nil {
@@ -47,17 +49,20 @@ func TestProbeRejects(t *testing.T) {
 		return append(append([]byte{ProbeRequest, ProbeOtherIP}, make([]byte, 12)...), tail...)
 	}
 	for name, body := range map[string][]byte{
-		"empty":       {},
-		"type":        {7},
-		"mode":        append([]byte{ProbeRequest, 9}, make([]byte, 30)...),
-		"no_target":   req(),
-		"port_zero":   req(4, 1, 2, 3, 4, 0, 0, 0),
-		"no_count":    req(4, 1, 2, 3, 4, 0, 1),
-		"count":       req(4, 1, 2, 3, 4, 0, 1, MaxProbeExclude+1),
-		"trailing":    req(4, 1, 2, 3, 4, 0, 1, 0, 9),
-		"reply_bad":   {ProbeReply, 7},
-		"send_short":  {ProbeSend, 1, 2},
-		"unspecified": req(4, 0, 0, 0, 0, 0, 1, 0),
+		"empty":                 {},
+		"type":                  {7},
+		"mode":                  append([]byte{ProbeRequest, 9}, make([]byte, 30)...),
+		"no_target":             req(),
+		"port_zero":             req(4, 1, 2, 3, 4, 0, 0, 0),
+		"no_count":              req(4, 1, 2, 3, 4, 0, 1),
+		"count":                 req(4, 1, 2, 3, 4, 0, 1, MaxProbeExclude+1),
+		"trailing":              req(4, 1, 2, 3, 4, 0, 1, 0, 9),
+		"reply_bad":             {ProbeReply, 7},
+		"reply_sender_not_sent": {ProbeReply, ProbeNoCandidate, 4, 1, 2, 3, 4, 0, 1},
+		"reply_sender_trailing": {ProbeReply, ProbeSent, 4, 1, 2, 3, 4, 0, 1, 0},
+		"reply_sender_short":    {ProbeReply, ProbeSent, 4, 1, 2},
+		"send_short":            {ProbeSend, 1, 2},
+		"unspecified":           req(4, 0, 0, 0, 0, 0, 1, 0),
 	} {
 		if _, err := ParseProbe(body); !errors.Is(err, ErrBadProbe) {
 			t.Errorf("%s: err %v", name, err)
@@ -71,6 +76,7 @@ func FuzzParseProbe(f *testing.F) {
 	b, _ = AppendProbe(nil, ProbeMsg{Type: ProbeSend, Target: netip.MustParseAddrPort("[2001:db8::1]:1")})
 	f.Add(b[2:])
 	f.Add([]byte{ProbeReply, 0})
+	f.Add([]byte{ProbeReply, ProbeSent, 4, 203, 0, 113, 7, 0x10, 0x93})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := ParseProbe(body)
 		if err != nil {

@@ -52,6 +52,18 @@ const (
 	MaxPunchMessage    = 1 + 32 + 1 + MaxPunchCandidates*19
 )
 
+// PunchOpener is the whole payload of an opener: a raw packet a punching
+// node sends from its QUIC socket, with a small time to live, to each of
+// the peer's candidates before the simultaneous dial. It is meant to open
+// the sender's own NAT and die in the network before the peer's NAT; one
+// that arrives says the time to live was too large for that path. Its
+// first byte is 0, so quic-go hands it to the non-QUIC reader, and at 9
+// bytes it cannot be a STUN message (20-byte header). Read-only.
+var PunchOpener = []byte("\x00myc-open")
+
+// IsPunchOpener reports whether b is an opener.
+func IsPunchOpener(b []byte) bool { return string(b) == string(PunchOpener) }
+
 // ErrBadPunch is returned for a malformed punch message.
 var ErrBadPunch = errors.New("wire: bad punch message")
 

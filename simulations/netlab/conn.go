@@ -117,9 +117,29 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.WriteToUDPAddrPort(b, ua.AddrPort())
 }
 
+// WriteToTTL is WriteTo with the datagram's time to live set to ttl
+// (1-255): each NAT router, and the internet, forwards it only while
+// hops remain. It is what the node's transport uses for packets meant to
+// open its own NAT and die before the peer's (see the root package's
+// hole punching).
+func (c *Conn) WriteToTTL(b []byte, addr net.Addr, ttl int) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return 0, c.opError("write", addr, ErrBadAddr)
+	}
+	if ttl < 1 || ttl > 255 {
+		return 0, c.opError("write", addr, fmt.Errorf("%w: time to live %d, want 1-255", ErrBadConfig, ttl))
+	}
+	return c.write(b, ua.AddrPort(), ttl)
+}
+
 // WriteToUDPAddrPort is WriteTo with a netip.AddrPort, as *net.UDPConn
 // has it.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.write(b, addr, 0)
+}
+
+func (c *Conn) write(b []byte, addr netip.AddrPort, ttl int) (int, error) {
 	dst := netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	c.mu.Lock()
 	closed, deadline := c.closed, c.wdl
@@ -140,7 +160,9 @@ func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	if n.closed {
 		return 0, c.opError("write", c.udpAddr(dst), net.ErrClosed)
 	}
-	c.host.sendLocked(n.newPacket(c.local, dst, b))
+	p := n.newPacket(c.local, dst, b)
+	p.ttl = ttl
+	c.host.sendLocked(p)
 	return len(b), nil
 }
 

@@ -133,6 +133,9 @@ func (nat *NAT) outboundLocked(p *packet) {
 		n.dropLocked(p, nat.name, DropHairpin)
 		return
 	}
+	if !n.forwardLocked(p, nat.name) {
+		return
+	}
 	m := nat.table.outbound(p.src, p.dst, time.Now())
 	if m == nil {
 		n.dropLocked(p, nat.name, DropNoFreePort)
@@ -159,6 +162,9 @@ func (nat *NAT) arriveLocked(p *packet) {
 	m, why := nat.table.inbound(p.src, p.dst.Port(), time.Now())
 	if m == nil {
 		n.dropLocked(p, nat.name, why)
+		return
+	}
+	if !n.forwardLocked(p, nat.name) {
 		return
 	}
 	pre := p.dst

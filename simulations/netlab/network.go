@@ -173,8 +173,13 @@ func (s *segment) claimLocked(addr netip.Addr) error {
 }
 
 // arriveLocked routes p: to the member holding its destination address,
-// else out through the gateway, else nowhere.
+// else out through the gateway, else nowhere. The internet counts as one
+// router hop (an ISP's) for a datagram's time to live; a private network
+// is one link.
 func (s *segment) arriveLocked(p *packet) {
+	if s.gateway == nil && !s.net.forwardLocked(p, "internet") {
+		return
+	}
 	switch m := s.members[p.dst.Addr()].(type) {
 	case *Host:
 		s.net.traverseLocked(m.link, m.name, &m.rands, p, m)
@@ -195,6 +200,23 @@ func (s *segment) arriveLocked(p *packet) {
 type packet struct {
 	src, dst netip.AddrPort
 	data     []byte
+	// ttl is the hops the datagram may still be forwarded over; 0 means
+	// unlimited (the sender did not set one).
+	ttl int
+}
+
+// forwardLocked spends one hop of p's time to live as router node
+// forwards it. It reports false, having dropped p, when none is left.
+func (n *Network) forwardLocked(p *packet, node string) bool {
+	if p.ttl == 0 {
+		return true
+	}
+	if p.ttl == 1 {
+		n.dropLocked(p, node, DropTTL)
+		return false
+	}
+	p.ttl--
+	return true
 }
 
 // pooledSize is the buffer size of pooled packets: an Ethernet frame's
@@ -207,7 +229,7 @@ func (n *Network) newPacket(src, dst netip.AddrPort, b []byte) *packet {
 	if p == nil {
 		p = &packet{data: make([]byte, 0, pooledSize)}
 	}
-	p.src, p.dst = src, dst
+	p.src, p.dst, p.ttl = src, dst, 0
 	p.data = append(p.data[:0], b...)
 	return p
 }

@@ -111,6 +111,16 @@ func TestSynctestHolePunch(t *testing.T) {
 		if st.PunchDirect != 1 || st.PunchAttempts != 1 {
 			t.Errorf("A's punch counters %+v", st)
 		}
+		// Each side opened its own NAT with openers that died in the
+		// internet (netlab counts it as one router hop), before the peer's.
+		bst := b.Stats().Counters
+		if st.PunchOpenersSent == 0 || bst.PunchOpenersSent == 0 || st.PunchOpenersSeen != 0 || bst.PunchOpenersSeen != 0 {
+			t.Errorf("openers: A sent %d and saw %d, B sent %d and saw %d; want both sent, none seen",
+				st.PunchOpenersSent, st.PunchOpenersSeen, bst.PunchOpenersSent, bst.PunchOpenersSeen)
+		}
+		if d := lab.Stats().Dropped[netlab.DropTTL]; d != st.PunchOpenersSent+bst.PunchOpenersSent {
+			t.Errorf("netlab dropped %d datagrams for their TTL, want the %d openers", d, st.PunchOpenersSent+bst.PunchOpenersSent)
+		}
 		t.Logf("direct connection to B at %s, %v (virtual) after Dial; the simultaneous dial took %v", path, took, time.Duration(st.PunchDialMicros)*time.Microsecond)
 	})
 }

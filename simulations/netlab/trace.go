@@ -68,6 +68,10 @@ const (
 	// DropClosed: the receiving socket closed, or the network closed while
 	// the datagram was in flight.
 	DropClosed
+	// DropTTL: a router would have forwarded the datagram with a time to
+	// live of 0 (Conn.WriteToTTL). A NAT router drops it before making a
+	// mapping, as Linux does (its conntrack entry is never confirmed).
+	DropTTL
 
 	numDropReasons = iota + 1
 )
@@ -96,6 +100,8 @@ func (r DropReason) String() string {
 		return "no-free-port"
 	case DropClosed:
 		return "closed"
+	case DropTTL:
+		return "ttl"
 	}
 	return fmt.Sprintf("DropReason(%d)", int(r))
 }

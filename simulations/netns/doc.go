@@ -15,9 +15,14 @@
 //
 //	internet ns: bridge br0, 203.0.113.1/24 and 198.51.100.1/24, ip_forward=1
 //	  ├── public host  203.0.113.10, .11, …            (AddPublicHost)
-//	  └── NAT router   wan 198.51.100.10, .11, …       (AddNAT)
+//	  └── NAT router   wan 198.51.100.10/32, .11, …    (AddNAT)
 //	        lan bridge 10.K.0.1/24, ip_forward=1
 //	          └── host 10.K.0.2, .3, …                 (Router.AddHost)
+//
+// A router's public address is a /32 routed through 198.51.100.1, so
+// traffic between two routers crosses the internet namespace as a router
+// hop, as between two homes on the internet; nothing sits one link from
+// a router but its gateway.
 //
 // Nothing touches the host's own namespace: links are created inside the
 // namespaces (`ip -n A link add … peer … netns B`), and no address or route is

@@ -69,6 +69,16 @@ func (n *node) env() []string {
 // from the node's namespace.
 func (n *node) cli(t *testing.T, stdin []byte, args ...string) (stdout []byte) {
 	t.Helper()
+	out, stderr, err := n.tryCLI(stdin, args...)
+	if err != nil {
+		t.Fatalf("mycelium %v in %s: %v; stderr: %s", args, n.host.Role, err, stderr)
+	}
+	return out
+}
+
+// tryCLI is cli for a command that may fail: it returns the error and
+// what the command wrote to stderr.
+func (n *node) tryCLI(stdin []byte, args ...string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	args = append([]string{args[0], "--control", n.control}, args[1:]...)
@@ -77,10 +87,8 @@ func (n *node) cli(t *testing.T, stdin []byte, args ...string) (stdout []byte) {
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("mycelium %v in %s: %v; stderr: %s", args, n.host.Role, err, errb.String())
-	}
-	return out.Bytes()
+	err = cmd.Run()
+	return out.Bytes(), errb.Bytes(), err
 }
 
 // stop sends SIGTERM and expects a clean exit.

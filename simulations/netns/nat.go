@@ -161,7 +161,7 @@ type Router struct {
 }
 
 // AddNAT adds a NAT router with the next free address in 198.51.100.0/24
-// (gateway 198.51.100.1), a LAN 10.K.0.0/24 for AddHost, and recipe's
+// (gateway 198.51.100.1, through which it reaches every other router), a LAN 10.K.0.0/24 for AddHost, and recipe's
 // rules. ip_forward is on in this namespace only (and the internet's).
 func (tb *Testbed) AddNAT(name string, recipe Recipe) *Router {
 	tb.t.Helper()
@@ -190,9 +190,14 @@ func (tb *Testbed) AddNAT(name string, recipe Recipe) *Router {
 
 	ns.mustSysctl("net/ipv4/ip_forward", "1")
 	tb.attach(ns, "wan")
-	ns.mustIP("addr", "add", r.public.String()+"/24", "dev", "wan")
+	// A /32 with a route to the gateway only: traffic to another router
+	// goes through the internet namespace, one router hop, as between
+	// two homes on the real internet (the openers of a hole punch rely
+	// on that hop to die before the peer's router).
+	ns.mustIP("addr", "add", r.public.String()+"/32", "dev", "wan")
 	ns.mustIP("link", "set", "wan", "up")
-	ns.mustIP("route", "add", "default", "via", internetAltAddr.String())
+	ns.mustIP("route", "add", internetAltAddr.String(), "dev", "wan")
+	ns.mustIP("route", "add", "default", "via", internetAltAddr.String(), "dev", "wan")
 	ns.mustIP("link", "add", "lan", "type", "bridge")
 	ns.mustIP("addr", "add", r.gateway().String()+"/24", "dev", "lan")
 	ns.mustIP("link", "set", "lan", "up")
@@ -316,12 +321,15 @@ func (r *Router) RebindAddr() (netip.Addr, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.whileHeld(func() error {
-		// Deleting the only address in the subnet takes the default route
-		// with it; put both back.
-		if _, err := r.ip("addr", "del", r.public.String()+"/24", "dev", "wan"); err != nil {
+		// Routes through wan do not depend on its address (AddNAT), so
+		// they survive the swap; replace them anyway, in case.
+		if _, err := r.ip("addr", "del", r.public.String()+"/32", "dev", "wan"); err != nil {
 			return err
 		}
-		if _, err := r.ip("addr", "add", next.String()+"/24", "dev", "wan"); err != nil {
+		if _, err := r.ip("addr", "add", next.String()+"/32", "dev", "wan"); err != nil {
+			return err
+		}
+		if _, err := r.ip("route", "replace", internetAltAddr.String(), "dev", "wan"); err != nil {
 			return err
 		}
 		if _, err := r.ip("route", "replace", "default", "via", internetAltAddr.String(), "dev", "wan"); err != nil {
