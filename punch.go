@@ -43,12 +43,13 @@ import (
 // behaviours (nat.CanPunch): a pair the theory rules out is not tried.
 
 const (
-	punchAttempts      = 3                // coordinated tries per Dial
-	punchStepTimeout   = 10 * time.Second // bound on each coordination message
-	punchDialTimeout   = 5 * time.Second  // bound on the simultaneous dial
-	maxPunchRelays     = 16               // punches this node relays at once
-	maxPunchTargets    = 8                // punches this node answers at once
-	maxRelayedMessages = 4                // frames relayed per direction
+	punchAttempts      = 3                      // coordinated tries per Dial
+	punchStepTimeout   = 10 * time.Second       // bound on each coordination message
+	punchDialTimeout   = 5 * time.Second        // bound on the simultaneous dial
+	maxPunchRelays     = 16                     // punches this node relays at once
+	maxPunchTargets    = 8                      // punches this node answers at once
+	maxRelayedMessages = 4                      // frames relayed per direction
+	dialStagger        = 250 * time.Millisecond // between the dials to a peer's candidates
 )
 
 // ErrNoDirectPath: the target's NAT and ours cannot be hole-punched (by
@@ -108,7 +109,7 @@ func (n *Node) punch(ctx context.Context, tr *transport.Transport, id NodeID, re
 			return nil, fmt.Errorf("%w %s: no node connected to both of us to coordinate a hole punch", ErrNoDirectPath, id.Short())
 		}
 		n.stats.punchAttempts.Add(1)
-		pc, dialTook, err := n.punchVia(ctx, tr, relay, id)
+		pc, dialTook, err := n.punchVia(ctx, tr, relay, id, recordBehavior(rec))
 		if err == nil {
 			n.stats.punchDirect.Add(1)
 			n.stats.punchDialMicros.Add(uint64(dialTook.Microseconds()))
@@ -154,7 +155,7 @@ func (e *punchRefusedError) Error() string {
 // punchVia runs one coordinated try through relay. It returns the
 // connection and how long the simultaneous dial took, from the first
 // packet to an open QUIC connection.
-func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id NodeID) (*peerConn, time.Duration, error) {
+func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id NodeID, theirs nat.Behavior) (*peerConn, time.Duration, error) {
 	pc := n.peers.active(relay)
 	if pc == nil {
 		return nil, 0, fmt.Errorf("lost the connection to %s", relay.Short())
@@ -180,19 +181,22 @@ func (n *Node) punchVia(ctx context.Context, tr *transport.Transport, relay, id 
 	case m.Type != wire.PunchConnect || NodeID(m.ID) != id || len(m.Candidates) == 0:
 		return nil, 0, fmt.Errorf("%w: unexpected answer %+v", wire.ErrBadPunch, m)
 	}
-	public := n.natBehavior().Public
-	if !public {
+	// Connection reversal: where the target can reach us by dialling
+	// (we are public, or our NAT's filtering is endpoint-independent),
+	// we send nothing and wait for its dial. Our packets would only
+	// reach its router unasked: on Linux that leaves an inbound
+	// conntrack entry there which remaps the target's own packets to us
+	// (and skews its STUN answers), and under endpoint-dependent mapping
+	// our own packets would make a mapping toward the target that our
+	// answers then take, which its filter drops (nat/doc.go).
+	reverse := nat.CanPunch(theirs, n.natBehavior()) == nat.Direct
+	if !reverse {
 		n.sendOpeners(tr, m.Candidates)
 	}
 	if err := writePunch(c, wire.PunchMsg{Type: wire.PunchSync}); err != nil {
 		return nil, 0, err
 	}
-	if public {
-		// Connection reversal: with no NAT of ours to open, our packets
-		// would only reach the target's router unasked. On Linux that
-		// leaves an inbound conntrack entry there which remaps the
-		// target's own packets to us (and skews its STUN answers). So we
-		// send none and wait for the target's dial.
+	if reverse {
 		dialStart := time.Now()
 		pc, err = n.awaitPeer(ctx, id)
 		return pc, time.Since(dialStart), err
@@ -239,8 +243,9 @@ func writePunch(c net.Conn, m wire.PunchMsg) error {
 	return err
 }
 
-// dialParallel dials id at every candidate at once and keeps the first
-// connection; if the peer's own dial reached us first, that one is used.
+// dialParallel dials id at its candidates, dialStagger apart, and keeps
+// the first connection; if the peer's own dial reached us first, that one
+// is used.
 func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id NodeID, cands []netip.AddrPort) (*peerConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
 	type result struct {
@@ -248,9 +253,25 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 		err error
 	}
 	res := make(chan result, len(cands))
-	for _, a := range cands {
-		n.probes.sentTo(a, time.Now())
+	for i, a := range cands {
 		go func() {
+			// Staggered, so that where several candidates work (the
+			// reflexive ports of an endpoint-dependent NAT that filters
+			// nothing) the first connection is up, and the rest
+			// cancelled, before the next starts: two connections dialled
+			// by one side at once may register in different orders at
+			// the two ends, and the ends would then keep different ones.
+			if i > 0 {
+				t := time.NewTimer(time.Duration(i) * dialStagger)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					res <- result{err: ctx.Err()}
+					return
+				}
+			}
+			n.probes.sentTo(a, time.Now())
 			qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(a), id)
 			if err != nil {
 				res <- result{err: err}

@@ -142,19 +142,22 @@
 // with one public IP; new mappings get ports nobody can guess (port
 // preservation does not matter: the published port is already the
 // mapping's); mappings are kept alive; in each round every packet leaves
-// its NAT before the peer's arrives there (the punch schedule must make
-// that so despite the conntrack race in DESIGN.md, and repeat packets
-// lost to it); and an admitted inbound packet makes a session whose
-// answers leave by the mapping it came in on, unless the host already
-// has a mapping toward that destination, as conntrack does. That last
-// one carries the cells with an EDM+EIF side; were answers to take a
-// fresh endpoint-dependent mapping too, those would differ.
+// its NAT before the peer's arrives there (the node's punch schedule
+// makes that so with openers, small-TTL packets that open each NAT before
+// either side dials: see the root package's punch.go); and an admitted
+// inbound packet makes a session whose answers leave by the mapping it
+// came in on, unless the host already has a mapping toward that
+// destination, as conntrack does. That last one carries the cells with
+// an EDM+EIF side; were answers to take a fresh endpoint-dependent
+// mapping too, those would differ. The network lab models it as
+// netlab.NATConfig.InboundSessions, which its punch matrix turns on.
 //
 // Where CanPunch(a, b) is Direct, a dials and b only answers: a
 // simultaneous open can fail there (a eim-apdf, b adm-eif: b's own
 // punch makes an address-dependent mapping toward a's IP, its answers
-// take it, and a's filter drops them). So where CanPunch(a, b) is Punch and
-// CanPunch(b, a) is Direct, b should dial rather than both send.
+// take it, and a's filter drops them). So where CanPunch(a, b) is Punch
+// and CanPunch(b, a) is Direct, b sends nothing and waits for a's dial
+// (connection reversal); the node does so.
 //
 // With a class unknown, CanPunch answers what every possible value
 // agrees on, else Unknown (try once, cheaply). punch_test.go checks

@@ -609,6 +609,28 @@ func TestConfigFile(t *testing.T) {
 	}
 }
 
+// TestBadPunchTTL: a TTL out of range, by flag or config file, stops the
+// node before it starts, saying which setting is wrong.
+func TestBadPunchTTL(t *testing.T) {
+	home := shortTempDir(t)
+	cfg := filepath.Join(home, "ttl.json")
+	if err := os.WriteFile(cfg, []byte(`{"punch_ttl": 300}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"flag":   {"--punch-ttl", "-1"},
+		"config": {"--config", cfg},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := cli(t, home, nil, append([]string{"node", "--key", filepath.Join(home, name+".key"), "--listen", "127.0.0.1:0",
+				"--control", "unix:" + filepath.Join(home, name+".sock")}, args...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "PunchTTL must be 0 (no openers) to 255") || strings.Contains(r.stderr, "ready") {
+				t.Fatalf("node %v: %+v, want exit 1 naming PunchTTL", args, r)
+			}
+		})
+	}
+}
+
 // TestControlPathNotReplaced: --control pointing at a file that is not a
 // socket (here the node's own key) fails and leaves the file alone.
 func TestControlPathNotReplaced(t *testing.T) {

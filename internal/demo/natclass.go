@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -28,52 +27,28 @@ func checkNATClassification(ctx context.Context, _ []demoNode) Check {
 		return fail("%v", err)
 	}
 	defer lab.Close()
-	pub1, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
-	pub2, _ := lab.AddHost(netip.MustParseAddr("203.0.113.20"))
 	hostA, hostB := twoNATs(lab)
 
 	var ln labNodes
 	defer ln.close()
-	var boot []mycelium.Peer
-	start := func(h *netlab.Host, port uint16) (*mycelium.Node, error) {
-		n, err := ln.start(h, port, boot)
-		if err == nil && boot == nil {
-			boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
-		}
-		return n, err
-	}
-	for _, s := range []struct {
-		h    *netlab.Host
-		port uint16
-	}{{pub1, 4433}, {pub1, 4434}, {pub2, 4433}} {
-		if _, err := start(s.h, s.port); err != nil {
-			return fail("%v", err)
-		}
-	}
-	a, err := start(hostA, 0)
+	boot, err := ln.startObservers(lab)
 	if err != nil {
 		return fail("%v", err)
 	}
-	b, err := start(hostB, 0)
+	a, err := ln.start(hostA, 0, boot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	b, err := ln.start(hostB, 0, boot)
 	if err != nil {
 		return fail("%v", err)
 	}
 	want := map[*mycelium.Node]string{a: "endpoint-independent", b: "address-and-port-dependent"}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		done := true
-		for n := range want {
-			if n.Stats().NAT.Mapping == "unknown" {
-				done = false
-			}
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fail("after 20 s: A %+v, B %+v", a.Stats().NAT, b.Stats().NAT)
-		}
-		time.Sleep(20 * time.Millisecond)
+	err = waitFor(ctx, 20*time.Second, func() bool {
+		return a.Stats().NAT.Mapping != "unknown" && b.Stats().NAT.Mapping != "unknown"
+	})
+	if err != nil {
+		return fail("classification: %v: A %+v, B %+v", err, a.Stats().NAT, b.Stats().NAT)
 	}
 	var parts []string
 	for _, x := range []struct {

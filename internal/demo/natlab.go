@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -58,4 +60,41 @@ func (l *labNodes) close() {
 	for _, n := range l.nodes {
 		n.Close()
 	}
+}
+
+// startObservers starts three public nodes on lab, two ports on
+// 203.0.113.10 and one on 203.0.113.20, enough STUN observers to tell
+// every mapping class apart. It returns the first as the bootstrap peer.
+func (l *labNodes) startObservers(lab *netlab.Network) ([]mycelium.Peer, error) {
+	pub1, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+	pub2, _ := lab.AddHost(netip.MustParseAddr("203.0.113.20"))
+	var boot []mycelium.Peer
+	for _, s := range []struct {
+		h    *netlab.Host
+		port uint16
+	}{{pub1, 4433}, {pub1, 4434}, {pub2, 4433}} {
+		n, err := l.start(s.h, s.port, boot)
+		if err != nil {
+			return nil, err
+		}
+		if boot == nil {
+			boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
+		}
+	}
+	return boot, nil
+}
+
+// waitFor polls cond every 20 ms until it holds, for at most limit.
+func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not after %v", limit)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
 }

@@ -129,6 +129,19 @@ type NATConfig struct {
 	// or refreshes nothing.
 	InboundRefresh bool
 
+	// InboundSessions makes a datagram let in by EndpointIndependent or
+	// AddressDependent filtering, from an endpoint the host has no
+	// mapping toward, open a session: the host's answers to that
+	// endpoint leave by the mapping the datagram came in on, and the
+	// endpoint gets a permission there. It matters only under
+	// endpoint-dependent mapping, where the answers would otherwise take
+	// a new mapping. This is what a Linux router does when its DNAT lets
+	// the datagram in (the conntrack entry carries both directions), and
+	// what the hole-punching theory (nat.CanPunch) assumes. Default false:
+	// RFC 4787 leaves it open, and the stricter model shows code that
+	// relies on it.
+	InboundSessions bool
+
 	// Hairpinning lets a host behind the router reach another one behind
 	// it through the router's public address; the datagram arrives with
 	// the sender's public mapping as its source and passes the router's

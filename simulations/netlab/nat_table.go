@@ -46,6 +46,9 @@ type mapping struct {
 	expires time.Time                // when the last of its permissions expires
 	perms   map[netip.AddrPort]*perm // by remote endpoint
 	sweepAt int                      // permission count at which a new one sweeps out the dead
+	// aliases are further keys that lead to this mapping: sessions an
+	// inbound datagram opened (NATConfig.InboundSessions).
+	aliases []mapKey
 }
 
 // perm is the state of the flow between a mapping and one remote
@@ -117,13 +120,7 @@ func (t *table) refresh(m *mapping, p *perm, now time.Time) {
 // opens or refreshes the permission for dst in it, and returns it. It
 // returns nil when no public port is free.
 func (t *table) outbound(src, dst netip.AddrPort, now time.Time) *mapping {
-	key := mapKey{internal: src}
-	switch t.cfg.Mapping {
-	case AddressDependent:
-		key.remote = netip.AddrPortFrom(dst.Addr(), 0)
-	case AddressAndPortDependent:
-		key.remote = dst
-	}
+	key := t.key(src, dst)
 	m := t.byKey[key]
 	if m != nil && !m.live(now) {
 		t.remove(m)
@@ -155,6 +152,18 @@ func (t *table) outbound(src, dst netip.AddrPort, now time.Time) *mapping {
 	return m
 }
 
+// key is the mapping key of a datagram from internal to remote.
+func (t *table) key(internal, remote netip.AddrPort) mapKey {
+	key := mapKey{internal: internal}
+	switch t.cfg.Mapping {
+	case AddressDependent:
+		key.remote = netip.AddrPortFrom(remote.Addr(), 0)
+	case AddressAndPortDependent:
+		key.remote = remote
+	}
+	return key
+}
+
 // inbound returns the mapping that lets a datagram from src in through
 // public port port, or why none does.
 func (t *table) inbound(src netip.AddrPort, port uint16, now time.Time) (*mapping, DropReason) {
@@ -183,7 +192,20 @@ func (t *table) inbound(src netip.AddrPort, port uint16, now time.Time) (*mappin
 	}
 	// A datagram from an endpoint with no permission of its own (let in
 	// by endpoint-independent or address-dependent filtering) opens no
-	// state and refreshes none.
+	// state and refreshes none, unless it opens a session.
+	if p == nil && t.cfg.InboundSessions && t.cfg.Mapping != EndpointIndependent {
+		key := t.key(m.key.internal, src)
+		if other := t.byKey[key]; other == nil || !other.live(now) {
+			if other != nil {
+				t.remove(other)
+			}
+			t.byKey[key] = m
+			m.aliases = append(m.aliases, key)
+			p = &perm{opened: now}
+			m.perms[src] = p
+			t.refresh(m, p, now)
+		}
+	}
 	if p != nil {
 		if t.cfg.InboundRefresh {
 			t.refresh(m, p, now) // with replied as it was, as Linux does
@@ -218,7 +240,11 @@ func (m *mapping) sweep(now time.Time) {
 }
 
 func (t *table) remove(m *mapping) {
-	delete(t.byKey, m.key)
+	for _, k := range append(m.aliases, m.key) {
+		if t.byKey[k] == m {
+			delete(t.byKey, k)
+		}
+	}
 	delete(t.byPort, m.port)
 }
 

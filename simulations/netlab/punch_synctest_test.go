@@ -39,6 +39,7 @@ func natCfg(addr string, m, f netlab.Behavior) netlab.NATConfig {
 	c := netlab.DefaultNATConfig()
 	c.Addr = netip.MustParseAddr(addr)
 	c.Mapping, c.Filtering = m, f
+	c.InboundSessions = true // as Linux and the theory (nat/doc.go) have it
 	if m != netlab.EndpointIndependent {
 		c.Ports = netlab.PortRandom
 	}
