@@ -31,6 +31,9 @@ const (
 	natRetry      = 30 * time.Second
 	// natInterval spaces the rounds once the class is known.
 	natInterval = 5 * time.Minute
+	// natLocalCheck is how often the node looks at its local addresses
+	// (checkLocal).
+	natLocalCheck = 5 * time.Second
 	// natMaxObservers bounds the observers of one round: a pair of ports
 	// on one IP and two more IPs tell every mapping class apart, with one
 	// answer to spare. Nodes never sent to stay for the filtering probes,
@@ -156,7 +159,45 @@ func (o *overlay) applyNAT(outs []nat.Output) {
 
 // armNATRound schedules the next discovery round.
 func (o *overlay) armNATRound(after time.Duration) {
-	o.setTimer(time.Now().Add(after), o.natRound)
+	gen := o.natGen
+	o.setTimer(time.Now().Add(after), func() {
+		if gen == o.natGen {
+			o.natRound()
+		}
+	})
+}
+
+// armLocalWatch checks the node's local addresses every natLocalCheck.
+func (o *overlay) armLocalWatch() {
+	o.local = o.localAddrs()
+	o.setTimer(time.Now().Add(natLocalCheck), func() {
+		o.checkLocal()
+		o.armLocalWatch()
+	})
+}
+
+// checkLocal starts discovery afresh when the node's local addresses
+// changed (a socket bound to a wildcard address on a host that moved to
+// another network, say): the NAT in front may be another, so the old
+// classes are dropped and a round runs at once.
+func (o *overlay) checkLocal() {
+	now := o.localAddrs()
+	if slices.Equal(now, o.local) {
+		return
+	}
+	o.n.stats.natLocalChanges.Add(1)
+	o.n.log.Info("local address changed; discovering the NAT again", "was", joinAddrPorts(o.local), "now", joinAddrPorts(now))
+	o.nat.mapping, o.nat.filtering = registry.NATUnknown, registry.NATUnknown
+	o.natGen++
+	o.natRound()
+}
+
+func joinAddrPorts(a []netip.AddrPort) string {
+	s := make([]string, len(a))
+	for i, x := range a {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // natRound starts a discovery round against the observers the registry
@@ -281,6 +322,7 @@ func (o *overlay) localAddrs() []netip.AddrPort {
 			}
 		}
 	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	return out
 }
 

@@ -499,5 +499,6 @@ type counters struct {
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64
 	punchOpenersSent, punchOpenersSeen              atomic.Uint64
+	natLocalChanges                                 atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
 }

@@ -43,8 +43,10 @@ type overlay struct {
 	rng *rand.Rand // the driver's own choices (rejoin targets)
 	// onionPub is the node's X25519 circuit key, published in its record.
 	onionPub []byte
-	prober   *nat.Prober // reflexive address discovery
-	nat      natState    // what the last discovery round found
+	prober   *nat.Prober      // reflexive address discovery
+	nat      natState         // what the last discovery round found
+	natGen   int              // bumped to cancel the armed discovery round
+	local    []netip.AddrPort // local addresses at the last check (natdriver.go)
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
@@ -147,6 +149,7 @@ func (o *overlay) run(bootstrap []Peer) {
 	o.updateLocal()
 	o.armLonelyCheck()
 	o.armNATRound(natFirstRound)
+	o.armLocalWatch()
 	if len(bootstrap) > 0 {
 		p := bootstrap[0]
 		o.apply(o.mem.Join(time.Now(), o.peerOf(p)))

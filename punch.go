@@ -106,6 +106,9 @@ func (n *Node) punch(ctx context.Context, tr *transport.Transport, id NodeID, re
 	for attempt := range punchAttempts {
 		relay, ok := n.punchRelay(rec)
 		if !ok {
+			relay, ok = n.dialPunchRelay(ctx, rec)
+		}
+		if !ok {
 			return nil, fmt.Errorf("%w %s: no node connected to both of us to coordinate a hole punch", ErrNoDirectPath, id.Short())
 		}
 		n.stats.punchAttempts.Add(1)
@@ -132,6 +135,31 @@ func (n *Node) punch(ctx context.Context, tr *transport.Transport, id NodeID, re
 func (n *Node) punchRelay(rec registry.Record) (NodeID, bool) {
 	for _, r := range slices.Concat(rec.Neighbors, rec.HomeRelays) {
 		if r != n.id && r != rec.ID && n.peers.active(r) != nil {
+			return r, true
+		}
+	}
+	return NodeID{}, false
+}
+
+// dialPunchRelay connects to one of the target's published neighbours
+// that takes inbound connections, when we hold a connection to none of
+// them; it tries two at most.
+func (n *Node) dialPunchRelay(ctx context.Context, rec registry.Record) (NodeID, bool) {
+	tries := 0
+	for _, r := range slices.Concat(rec.Neighbors, rec.HomeRelays) {
+		if r == n.id || r == rec.ID {
+			continue
+		}
+		if nr, ok := n.Lookup(r); !ok || !nr.Inbound {
+			continue
+		}
+		if tries++; tries > 2 {
+			break
+		}
+		dctx, cancel := context.WithTimeout(ctx, punchStepTimeout)
+		_, err := n.conn(dctx, r)
+		cancel()
+		if err == nil {
 			return r, true
 		}
 	}

@@ -75,6 +75,9 @@ type Counters struct {
 	// for that path: the opener crossed both NATs).
 	PunchOpenersSent uint64 `json:"punch_openers_sent"`
 	PunchOpenersSeen uint64 `json:"punch_openers_seen"`
+	// NATLocalChanges counts changes of the node's local addresses, each
+	// of which started NAT discovery afresh.
+	NATLocalChanges uint64 `json:"nat_local_changes"`
 	// NAT filtering probes this node arranged for others, and sent.
 	ProbesForwarded uint64 `json:"nat_probes_forwarded"`
 	ProbesSent      uint64 `json:"nat_probes_sent"`
@@ -109,6 +112,7 @@ func (n *Node) Stats() Stats {
 			PunchDialMicros:  n.stats.punchDialMicros.Load(),
 			PunchOpenersSent: n.stats.punchOpenersSent.Load(),
 			PunchOpenersSeen: n.stats.punchOpenersSeen.Load(),
+			NATLocalChanges:  n.stats.natLocalChanges.Load(),
 			ProbesForwarded:  n.stats.probesForwarded.Load(),
 			ProbesSent:       n.stats.probesSent.Load(),
 		},

@@ -133,3 +133,52 @@ func counters(t *testing.T, n *node) map[string]uint64 {
 	}
 	return st.Counters
 }
+
+// TestMyceliumNATRediscoveredAfterMove: a node bound to 0.0.0.0 behind a
+// MASQUERADE router classifies its NAT; its host then moves to the LAN of a
+// `--random-fully` router (a laptop changing networks). The node notices its
+// local address change within a few seconds, runs discovery again and
+// reports the new router's address and mapping.
+func TestMyceliumNATRediscoveredAfterMove(t *testing.T) {
+	leakcheck.Check(t)
+	tb := New(t)
+	bin := myceliumBinary(t)
+	pubHost := tb.AddPublicHost("pub")
+	pub := startNode(t, tb, bin, pubHost, netip.AddrPortFrom(pubHost.Addr, 4242))
+	boot := "--bootstrap=" + pub.id + "@" + pub.listen
+	pubHost2 := tb.AddPublicHost("pub2")
+	others := []*node{
+		startNodeHome(t, tb, bin, pubHost, "pub-b", netip.AddrPortFrom(pubHost.Addr, 4243), boot),
+		startNodeHome(t, tb, bin, pubHost2, "pub2", netip.AddrPortFrom(pubHost2.Addr, 4242), boot),
+	}
+	r1, r2 := tb.AddNAT("nat1", Masquerade), tb.AddNAT("nat2", MasqueradeRandomFully)
+	h := r1.AddHost("h")
+	n := startNodeHome(t, tb, bin, h, "h", netip.MustParseAddrPort("0.0.0.0:4242"), boot)
+	classified := func(mapping string, router *Router) *regexp.Regexp {
+		return regexp.MustCompile(`msg="nat classified"[^\n]* mapping=` + mapping + ` [^\n]*public=false reflexive=` + regexp.QuoteMeta(router.PublicAddr().String()) + `:`)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := n.proc.WaitFor(ctx, classified("endpoint-independent", r1)); err != nil {
+		t.Fatal(err)
+	}
+	was := h.Addr
+	now, err := h.MoveTo(r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("moved the host from %v behind %v to %v behind %v", was, r1.PublicAddr(), now, r2.PublicAddr())
+	if _, err := n.proc.WaitFor(ctx, regexp.MustCompile(`msg="local address changed[^\n]*now=[^\n]*`+regexp.QuoteMeta(now.String()))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.proc.WaitFor(ctx, classified("address-and-port-dependent", r2)); err != nil {
+		t.Fatal(err)
+	}
+	if c := counters(t, n); c["nat_local_changes"] != 1 {
+		t.Errorf("nat_local_changes %d, want 1", c["nat_local_changes"])
+	}
+	n.stop(t)
+	for _, o := range append(others, pub) {
+		o.stop(t)
+	}
+}

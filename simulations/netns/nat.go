@@ -263,6 +263,48 @@ func (r *Router) AddHost(name string) *Host {
 	return &Host{NS: ns, Addr: addr, Router: r}
 }
 
+// MoveTo takes h, a host behind a router, off its LAN and puts it on r's:
+// its link goes away (with its address and routes), a new one comes up on
+// r's LAN with the next free address there, and the default route points
+// at r. Processes in h keep running; sockets bound to a wildcard address
+// keep working, from the new address. It returns the new address. h's
+// Addr and Router change; do not call it while another goroutine reads
+// them.
+func (h *Host) MoveTo(r *Router) (netip.Addr, error) {
+	if h.Router == nil {
+		return netip.Addr{}, fmt.Errorf("netns: MoveTo: %s is a public host", h.Name)
+	}
+	r.mu.Lock()
+	octet := r.hostNext
+	r.hostNext++
+	r.mu.Unlock()
+	if octet > maxHostOctet {
+		return netip.Addr{}, fmt.Errorf("netns: LAN %s is full", r.LAN)
+	}
+	if _, err := h.ip("link", "del", "eth0"); err != nil {
+		return netip.Addr{}, err
+	}
+	addr := netip.AddrFrom4([4]byte{10, r.LAN.Addr().As4()[1], 0, byte(octet)})
+	port := fmt.Sprintf("l%d", octet)
+	if _, err := h.ip("link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", r.Name); err != nil {
+		return netip.Addr{}, err
+	}
+	if _, err := r.ip("link", "set", port, "master", "lan", "up"); err != nil {
+		return netip.Addr{}, err
+	}
+	for _, args := range [][]string{
+		{"addr", "add", addr.String() + "/24", "dev", "eth0"},
+		{"link", "set", "eth0", "up"},
+		{"route", "add", "default", "via", r.gateway().String()},
+	} {
+		if _, err := h.ip(args...); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	h.Addr, h.Router = addr, r
+	return addr, nil
+}
+
 // PublicAddr is the router's address on the internet, which every mapping
 // uses. RebindAddr changes it.
 func (r *Router) PublicAddr() netip.Addr {
