@@ -342,6 +342,12 @@ func (n *Node) releaser(pc *peerConn, counted bool) func() {
 // Resources.MaxPendingStreams at once node-wide; streams past that are reset.
 func (n *Node) serveConn(pc *peerConn) {
 	defer func() {
+		// Our NAT may keep a permission for this peer's address for
+		// minutes after the last packet: the filtering probes must not
+		// take it for a stranger meanwhile.
+		if ap, ok := udpAddrPort(pc.qc.RemoteAddr()); ok {
+			n.probes.sentTo(ap, time.Now())
+		}
 		n.peers.remove(pc)
 		if !n.peers.hasActive(pc.peer) {
 			n.overlay.peerGone(pc.peer)

@@ -25,15 +25,18 @@ type Observation struct {
 //   - Otherwise, if some observer IP has at least 2 ports (with equal
 //     Mapped, else the case above) and Mapped differs across IPs:
 //     NATAddressDependent.
-//   - Before those two: one Mapped seen by more than half of the
-//     observers, on at least 2 IPs, is NATEndpointIndependent; the
-//     others are collisions (see collisionOnly).
 //   - Mapped differs across IPs but no IP has 2 ports: NATUnknown. The
 //     NAT is endpoint-dependent, but without a same-IP pair address
 //     dependence cannot be told from address-and-port dependence.
 //
 // Observers that sit behind the same NAT as us, or answer from another
-// address than asked, mislead it; the caller picks observers.
+// address than asked, mislead it; the caller picks observers. So does
+// state an observer's own unasked packets left in our NAT: Linux
+// MASQUERADE then maps our packets to that observer to another port (a
+// conntrack collision), and a NAT that filters nothing may send them out
+// by the mapping the packet came in on. A majority rule cannot tell those
+// from a real endpoint-dependent mapping, so the caller keeps such nodes
+// out of its observers instead.
 func ClassifyMapping(obs []Observation) registry.NATClass {
 	seen := make(map[netip.AddrPort]bool, len(obs))
 	byIP := make(map[netip.Addr][]netip.AddrPort, len(obs)) // Mapped of each port, by observer IP
@@ -56,9 +59,6 @@ func ClassifyMapping(obs []Observation) registry.NATClass {
 	}
 	if n < 2 {
 		return registry.NATUnknown
-	}
-	if !allEqual && collisionOnly(byIP, n) {
-		return registry.NATEndpointIndependent
 	}
 	if allEqual {
 		if len(byIP) >= 2 {
@@ -83,33 +83,6 @@ func ClassifyMapping(obs []Observation) registry.NATClass {
 		return registry.NATAddressDependent
 	}
 	return registry.NATUnknown
-}
-
-// collisionOnly reports whether one Mapped is seen by more than half of
-// the n observers, on at least 2 IPs: the NAT keeps one public port
-// whatever the destination, and the others are exceptions. Linux's
-// MASQUERADE makes such exceptions: a packet that arrived from an
-// observer unasked (another node's probe or dial) leaves a conntrack entry
-// that takes our port towards that observer, so our own packets to it get
-// another port (simulations/netns doc, "collision").
-func collisionOnly(byIP map[netip.Addr][]netip.AddrPort, n int) bool {
-	ips := map[netip.AddrPort]map[netip.Addr]bool{}
-	count := map[netip.AddrPort]int{}
-	for ip, ms := range byIP {
-		for _, m := range ms {
-			if ips[m] == nil {
-				ips[m] = map[netip.Addr]bool{}
-			}
-			ips[m][ip] = true
-			count[m]++
-		}
-	}
-	for m, c := range count {
-		if 2*c > n && len(ips[m]) >= 2 {
-			return true
-		}
-	}
-	return false
 }
 
 // Public reports whether the node is not behind a NAT, or behind a 1:1
