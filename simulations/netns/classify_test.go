@@ -17,7 +17,7 @@ import (
 // TestMyceliumNATClassified runs the real binary behind every recipe and
 // checks that each node classifies both its NAT's mapping and its
 // filtering as the recipe gives them (the recipes themselves are checked
-// against coturn's turnutils_natdiscovery in TestRecipesMatchNATDiscovery).
+// against coturn's turnutils_natdiscovery in TestRecipesAgreeWithNATDiscovery).
 //
 // Filtering probes need public nodes the NATed node has never sent to
 // (natprobe.go), so there are 16: two on each of 8 public hosts. The node
