@@ -44,6 +44,7 @@ type Node struct {
 	stun    *stunServer // answers STUN Binding requests on the socket
 	punches *punchState // bounds the hole punches relayed and answered
 	probes  *natProbes  // NAT filtering probes: pending, contacted addresses
+	circ    *circuitState
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -62,6 +63,11 @@ func New(cfg Config) (*Node, error) {
 		probes:    newNATProbes(),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
+	cs, err := newCircuitState(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	n.circ = cs
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	o, err := newOverlay(n)
 	if err != nil {
@@ -133,7 +139,13 @@ func (n *Node) Start() error {
 		tr.Close()
 		return err
 	}
-	n.wg.Add(4)
+	cl, err := n.listenLocked(wire.CircuitService)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	n.wg.Add(5)
+	go n.serveInternal(cl, func(c net.Conn) { n.serveCircuit(c, c.RemoteAddr().(Addr).ID) })
 	go n.serveInternal(pl, func(c net.Conn) { n.servePunchRelay(c, c.RemoteAddr().(Addr).ID) })
 	go n.serveInternal(ptl, n.servePunchTarget)
 	go n.serveInternal(npl, func(c net.Conn) { n.serveNATProbe(c, c.RemoteAddr().(Addr).ID) })
@@ -282,7 +294,12 @@ func (n *Node) acceptLoop() {
 
 // addConn registers an established connection and starts serving it.
 func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
-	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now()}
+	return n.addConnVia(qc, id, outbound, nil)
+}
+
+// addConnVia is addConn for a connection inside a circuit through via.
+func (n *Node) addConnVia(qc *quic.Conn, id NodeID, outbound bool, via []NodeID) *peerConn {
+	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now(), via: via}
 	actions, lost, evicted := n.peers.add(pc)
 	if lost {
 		n.stats.duplicateConns.Add(1)
@@ -296,6 +313,9 @@ func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
 		n.drain(a)
 	}
 	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
+	if via == nil {
+		n.spawn(func() { n.readDatagrams(pc) })
+	}
 	if !n.spawn(func() { n.serveConn(pc) }) {
 		qc.CloseWithError(codeNodeClosing, "node closing")
 		n.peers.remove(pc)
@@ -393,6 +413,13 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 			var err error
 			if rec, ok := n.needsPunch(id); ok {
 				pc, err = n.punch(ctx, tr, id, rec)
+				if errors.Is(err, ErrNoDirectPath) {
+					if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
+						pc, err = cpc, nil
+					} else {
+						err = fmt.Errorf("%w; no circuit either: %w", err, cerr)
+					}
+				}
 			} else {
 				pc, err = n.dialAddrs(ctx, tr, id, addrs)
 			}
@@ -505,6 +532,8 @@ type counters struct {
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64
 	punchOpenersSent, punchOpenersSeen              atomic.Uint64
+	circuitsBuilt, circuitsRelayed, circuitsRefused atomic.Uint64
+	circuitDropped                                  atomic.Uint64
 	natLocalChanges                                 atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
 }

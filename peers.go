@@ -48,6 +48,7 @@ type peerConn struct {
 	peer     NodeID
 	outbound bool // this node dialed it
 	since    time.Time
+	via      []NodeID // the relays of the circuit it runs inside; nil when direct
 
 	// Guarded by peerTable.mu.
 	streams     int  // streams in use: opened (acked or waiting) or accepted

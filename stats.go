@@ -29,7 +29,9 @@ type Stats struct {
 // PeerStats describes the connection to one peer.
 type PeerStats struct {
 	ID        NodeID        `json:"id"`
-	Path      string        `json:"path"` // "direct" (circuits come later)
+	Path      string        `json:"path"` // "direct", or "circuit" through relays
+	Hops      int           `json:"hops"` // relays on the circuit; 0 when direct
+	Via       []NodeID      `json:"via"`  // the circuit's relays, first hop first; empty when direct
 	Addr      string        `json:"addr"` // the peer's address on the path
 	RTT       time.Duration `json:"-"`
 	RTTMillis float64       `json:"rtt_ms"`
@@ -75,6 +77,12 @@ type Counters struct {
 	// for that path: the opener crossed both NATs).
 	PunchOpenersSent uint64 `json:"punch_openers_sent"`
 	PunchOpenersSeen uint64 `json:"punch_openers_seen"`
+	// Circuits: built by this node (as initiator), relayed, refused here,
+	// and circuit datagrams dropped (malformed, unknown circuit).
+	CircuitsBuilt   uint64 `json:"circuits_built"`
+	CircuitsRelayed uint64 `json:"circuits_relayed"`
+	CircuitsRefused uint64 `json:"circuits_refused"`
+	CircuitDropped  uint64 `json:"circuit_datagrams_dropped"`
 	// NATLocalChanges counts changes of the node's local addresses, each
 	// of which started NAT discovery afresh.
 	NATLocalChanges uint64 `json:"nat_local_changes"`
@@ -112,6 +120,10 @@ func (n *Node) Stats() Stats {
 			PunchDialMicros:  n.stats.punchDialMicros.Load(),
 			PunchOpenersSent: n.stats.punchOpenersSent.Load(),
 			PunchOpenersSeen: n.stats.punchOpenersSeen.Load(),
+			CircuitsBuilt:    n.stats.circuitsBuilt.Load(),
+			CircuitsRelayed:  n.stats.circuitsRelayed.Load(),
+			CircuitsRefused:  n.stats.circuitsRefused.Load(),
+			CircuitDropped:   n.stats.circuitDropped.Load(),
 			NATLocalChanges:  n.stats.natLocalChanges.Load(),
 			ProbesForwarded:  n.stats.probesForwarded.Load(),
 			ProbesSent:       n.stats.probesSent.Load(),
@@ -134,9 +146,15 @@ func (n *Node) Stats() Stats {
 	}
 	for _, p := range n.peers.snapshot() {
 		cs := p.pc.qc.ConnectionStats()
+		path := "direct"
+		if p.pc.via != nil {
+			path = "circuit"
+		}
 		st.Peers = append(st.Peers, PeerStats{
 			ID:        p.id,
-			Path:      "direct",
+			Path:      path,
+			Hops:      len(p.pc.via),
+			Via:       p.pc.via,
 			Addr:      p.pc.qc.RemoteAddr().String(),
 			RTT:       cs.SmoothedRTT,
 			RTTMillis: float64(cs.SmoothedRTT.Microseconds()) / 1000,

@@ -63,6 +63,11 @@ type Config struct {
 	NonQUIC func(b []byte, from net.Addr)
 	// Logger receives transport logs. Required.
 	Logger *slog.Logger
+	// FixedPacketSize, when set, is the size of every QUIC packet sent, with
+	// path MTU discovery off: a transport that runs inside a circuit must
+	// fit its packets in the datagrams of the links beneath. 0 keeps
+	// quic-go's defaults (1280, growing by discovery).
+	FixedPacketSize uint16
 }
 
 // Transport is a node's socket, its QUIC transport, and its listener.
@@ -136,6 +141,10 @@ func Open(cfg Config) (_ *Transport, err error) {
 			MaxIncomingUniStreams: -1,
 			EnableDatagrams:       true,
 		},
+	}
+	if cfg.FixedPacketSize != 0 {
+		tr.qconf.InitialPacketSize = cfg.FixedPacketSize
+		tr.qconf.DisablePathMTUDiscovery = true
 	}
 	tr.ctx, tr.cancel = context.WithCancel(context.Background())
 	// ReadNonQUICPacket queues packets only after its first call, so make

@@ -1,0 +1,413 @@
+package mycelium
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mycelium-net/mycelium/circuit"
+	"github.com/mycelium-net/mycelium/internal/transport"
+	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/registry"
+	"github.com/mycelium-net/mycelium/relay"
+)
+
+// Circuits (issue 7, first cut). When no direct path to a node can be
+// opened, Dial builds a circuit through one of the target's published
+// neighbours that takes inbound connections: the setup onion
+// (circuit.NewOnion) goes out on a CircuitService stream to the relay,
+// which peels it, opens the circuit in its relay.Table and passes the
+// inner onion to the target on a stream of its own; the target's CREATED
+// comes back the same way. The setup streams stay open for the circuit's
+// life: when one closes, the circuit is torn down. Data rides QUIC
+// DATAGRAM frames on the hop links (wire.CircuitData), and each end runs
+// a QUIC transport of its own over a circuitConn, so the end-to-end
+// connection, with its TLS identity check and its streams, is the same
+// as a direct one.
+
+// circuitPacket is the inner QUIC's fixed packet size: a 1200-byte packet
+// plus the circuit's 32 bytes and the link header's 5 fit the ~1243-byte
+// datagrams of a 1280-byte path.
+const circuitPacket = 1200
+
+// circuitState is the node's part of circuits.
+type circuitState struct {
+	table  *relay.Table
+	key    *ecdh.PrivateKey
+	replay *circuit.ReplayCache
+	mu     sync.Mutex
+	ends   map[*relay.Circuit]*circuitConn
+}
+
+func newCircuitState(key *Key) (*circuitState, error) {
+	t, err := relay.NewTable(relay.DefaultResources())
+	if err != nil {
+		return nil, err
+	}
+	return &circuitState{table: t, key: key.OnionKey(), replay: circuit.NewReplayCache(1 << 16), ends: map[*relay.Circuit]*circuitConn{}}, nil
+}
+
+func (s *circuitState) end(c *relay.Circuit) *circuitConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ends[c]
+}
+
+func (s *circuitState) setEnd(c *relay.Circuit, cc *circuitConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cc == nil {
+		delete(s.ends, c)
+		return
+	}
+	s.ends[c] = cc
+}
+
+// sendCircuitData sends one circuit packet to peer on cid.
+func (n *Node) sendCircuitData(peer NodeID, cid uint32, pkt []byte) error {
+	pc := n.peers.active(peer)
+	if pc == nil || pc.via != nil {
+		return errors.New("no direct link")
+	}
+	d, err := wire.AppendCircuitData(make([]byte, 0, wire.CircuitDataHeader+len(pkt)), cid, pkt)
+	if err != nil {
+		return err
+	}
+	return pc.qc.SendDatagram(d)
+}
+
+// readDatagrams carries the circuit datagrams that arrive on pc: relayed
+// on, or delivered to an end of ours.
+func (n *Node) readDatagrams(pc *peerConn) {
+	cs := n.circ
+	for {
+		d, err := pc.qc.ReceiveDatagram(pc.qc.Context())
+		if err != nil {
+			return
+		}
+		cid, pkt, err := wire.ParseCircuitData(d)
+		if err != nil {
+			n.stats.circuitDropped.Add(1)
+			continue
+		}
+		now := time.Now()
+		if c := cs.table.FromPrev(pc.peer, cid); c != nil {
+			switch c.Kind {
+			case relay.KindRelay:
+				if c.AllowForward(now, len(pkt)) && c.Keys.Forward(pkt) == nil {
+					n.sendCircuitData(c.Next, c.NextCID, pkt)
+				}
+			case relay.KindTerminal:
+				if cc := cs.end(c); cc != nil {
+					if p, err := c.Term.Open(pkt); err == nil {
+						cc.deliver(append([]byte(nil), p...))
+					}
+				}
+			}
+			continue
+		}
+		if c := cs.table.FromNext(pc.peer, cid); c != nil {
+			switch c.Kind {
+			case relay.KindRelay:
+				if c.AllowBackward(now, len(pkt)) && c.Keys.Backward(pkt) == nil {
+					n.sendCircuitData(c.Prev, c.PrevCID, pkt)
+				}
+			case relay.KindInitiator:
+				if cc := cs.end(c); cc != nil {
+					if p, err := c.Init.Open(pkt); err == nil {
+						cc.deliver(append([]byte(nil), p...))
+					}
+				}
+			}
+			continue
+		}
+		n.stats.circuitDropped.Add(1)
+	}
+}
+
+func writeCircuitMsg(c net.Conn, m wire.CircuitMsg) error {
+	b, err := wire.AppendCircuitMsg(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(b)
+	return err
+}
+
+// serveCircuit answers a CircuitService stream from a previous hop.
+func (n *Node) serveCircuit(c net.Conn, from NodeID) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(punchStepTimeout))
+	m, err := wire.ReadCircuitMsg(c)
+	if err != nil || m.Type != wire.CircuitCreate {
+		return
+	}
+	refuse := func(reason byte) {
+		n.stats.circuitsRefused.Add(1)
+		writeCircuitMsg(c, wire.CircuitMsg{Type: wire.CircuitRefused, ID: m.ID, Reason: reason})
+	}
+	cs := n.circ
+	res, err := circuit.Peel(cs.key, m.Onion, time.Now(), cs.replay)
+	switch {
+	case errors.Is(err, circuit.ErrReplay) || errors.Is(err, circuit.ErrExpired):
+		refuse(wire.ReasonReplay)
+		return
+	case errors.Is(err, circuit.ErrReplayCacheFull):
+		refuse(wire.ReasonCapacity)
+		return
+	case err != nil:
+		refuse(wire.ReasonBadOnion)
+		return
+	}
+	if res.Terminal {
+		n.serveCircuitEnd(c, from, m.ID, res.Term, refuse)
+		return
+	}
+	next := NodeID(res.Next)
+	ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
+	defer cancel()
+	npc := n.peers.active(next)
+	if npc == nil || npc.via != nil {
+		refuse(wire.ReasonNoRoute) // we forward only over links we hold
+		return
+	}
+	rc, reason := cs.table.Open(time.Now(), from, m.ID, next, res.Relay)
+	if reason != 0 {
+		refuse(reason)
+		return
+	}
+	defer cs.table.Close(rc, wire.ReasonClosed)
+	down, err := n.openStream(ctx, npc, wire.CircuitService)
+	if err != nil {
+		refuse(wire.ReasonNoRoute)
+		return
+	}
+	defer down.Close()
+	down.SetDeadline(time.Now().Add(punchStepTimeout))
+	if writeCircuitMsg(down, wire.CircuitMsg{Type: wire.CircuitCreate, ID: rc.NextCID, Onion: res.Forward}) != nil {
+		refuse(wire.ReasonNoRoute)
+		return
+	}
+	r, err := wire.ReadCircuitMsg(down)
+	switch {
+	case err != nil:
+		refuse(wire.ReasonNoRoute)
+		return
+	case r.Type == wire.CircuitRefused:
+		refuse(r.Reason)
+		return
+	case r.Type != wire.CircuitCreated || rc.Keys.Backward(r.Confirm) != nil:
+		refuse(wire.ReasonBadOnion)
+		return
+	}
+	if writeCircuitMsg(c, wire.CircuitMsg{Type: wire.CircuitCreated, ID: m.ID, Confirm: r.Confirm}) != nil {
+		return
+	}
+	n.stats.circuitsRelayed.Add(1)
+	c.SetDeadline(time.Time{})
+	down.SetDeadline(time.Time{})
+	// The circuit lives while both setup streams do.
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(io.Discard, c); done <- struct{}{} }()
+	go func() { io.Copy(io.Discard, down); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-n.ctx.Done():
+	}
+}
+
+// circuitTransport runs a QUIC transport over cc for the connection
+// inside a circuit.
+func (n *Node) circuitTransport(cc *circuitConn) (*transport.Transport, error) {
+	return transport.Open(transport.Config{
+		Key:                    n.cfg.Key,
+		PacketConn:             cc,
+		HandshakeTimeout:       n.cfg.HandshakeTimeout,
+		IdleTimeout:            n.cfg.IdleTimeout,
+		KeepAlive:              n.cfg.KeepAlive,
+		MaxIncomingStreams:     n.cfg.Resources.MaxStreamsPerPeer,
+		MaxStreamReceiveWindow: n.cfg.Resources.MaxStreamReceiveWindow,
+		MaxConnReceiveWindow:   n.cfg.Resources.MaxConnReceiveWindow,
+		Logger:                 n.log,
+		FixedPacketSize:        circuitPacket,
+	})
+}
+
+// serveCircuitEnd is the target's side: it confirms the circuit and
+// accepts the initiator's connection inside it.
+func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circuit.Terminal, refuse func(byte)) {
+	cs := n.circ
+	ec, reason := cs.table.OpenTerminal(time.Now(), prev, cid, term)
+	if reason != 0 {
+		refuse(reason)
+		return
+	}
+	defer cs.table.Close(ec, wire.ReasonClosed)
+	cc := newCircuitConn(circuitAddr{id: n.id}, circuitAddr{via: prev.Short()}, func(b []byte) error {
+		pkt, err := term.Seal(nil, b)
+		if err != nil {
+			return err
+		}
+		return n.sendCircuitData(prev, cid, pkt)
+	})
+	cs.setEnd(ec, cc)
+	defer cs.setEnd(ec, nil)
+	tr, err := n.circuitTransport(cc)
+	if err != nil {
+		refuse(wire.ReasonCapacity)
+		return
+	}
+	defer tr.Close()
+	if writeCircuitMsg(c, wire.CircuitMsg{Type: wire.CircuitCreated, ID: cid, Confirm: term.Created()}) != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
+	qc, id, err := tr.Accept(ctx)
+	cancel()
+	if err != nil {
+		return
+	}
+	pc := n.addConnVia(qc, id, false, []NodeID{prev})
+	// The circuit lives while the setup stream and the inner connection do.
+	closed := make(chan struct{})
+	go func() { io.Copy(io.Discard, c); close(closed) }()
+	select {
+	case <-closed:
+		pc.qc.CloseWithError(0, "circuit closed")
+	case <-qc.Context().Done():
+	case <-n.ctx.Done():
+	}
+}
+
+// circuitRelay picks the relay of a one-hop circuit to rec's node: one of
+// its published neighbours or home relays that takes inbound connections
+// and has an onion key, a connected one first.
+func (n *Node) circuitRelay(rec registry.Record) (registry.Record, bool) {
+	var cands []registry.Record
+	for _, r := range slices.Concat(rec.HomeRelays, rec.Neighbors) {
+		if r == n.id || r == rec.ID {
+			continue
+		}
+		if rr, ok := n.Lookup(r); ok && rr.Inbound && rr.OnionKey != [32]byte{} {
+			if pc := n.peers.active(r); pc != nil && pc.via == nil {
+				return rr, true
+			}
+			cands = append(cands, rr)
+		}
+	}
+	if len(cands) == 0 {
+		return registry.Record{}, false
+	}
+	return cands[0], true
+}
+
+// ErrCircuitRefused: a hop refused to build the circuit; the error says
+// why (wire.ReasonString).
+var ErrCircuitRefused = errors.New("mycelium: circuit refused")
+
+// dialCircuit opens a connection to rec's node through a one-hop circuit.
+func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn, error) {
+	if rec.OnionKey == [32]byte{} {
+		return nil, fmt.Errorf("%w %s: it publishes no onion key", ErrNoDirectPath, rec.ID.Short())
+	}
+	rrec, ok := n.circuitRelay(rec)
+	if !ok {
+		return nil, fmt.Errorf("%w %s: no relay among its neighbours", ErrNoDirectPath, rec.ID.Short())
+	}
+	rpc, err := n.conn(ctx, rrec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("circuit relay %s: %w", rrec.ID.Short(), err)
+	}
+	var path []circuit.Hop
+	for _, r := range []registry.Record{rrec, rec} {
+		pub, err := ecdh.X25519().NewPublicKey(r.OnionKey[:])
+		if err != nil {
+			return nil, fmt.Errorf("onion key of %s: %w", r.ID.Short(), err)
+		}
+		path = append(path, circuit.Hop{ID: r.ID, OnionKey: pub})
+	}
+	onion, init, err := circuit.NewOnion(rand.Reader, time.Now(), path)
+	if err != nil {
+		return nil, err
+	}
+	cs := n.circ
+	ic, reason := cs.table.OpenInitiator(time.Now(), rrec.ID, init)
+	if reason != 0 {
+		return nil, fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(reason))
+	}
+	ok = false
+	defer func() {
+		if !ok {
+			cs.table.Close(ic, wire.ReasonClosed)
+		}
+	}()
+	s, err := n.openStream(ctx, rpc, wire.CircuitService)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	s.SetDeadline(time.Now().Add(punchStepTimeout))
+	if err := writeCircuitMsg(s, wire.CircuitMsg{Type: wire.CircuitCreate, ID: ic.NextCID, Onion: onion}); err != nil {
+		return nil, err
+	}
+	r, err := wire.ReadCircuitMsg(s)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("circuit setup: %w", err)
+	case r.Type == wire.CircuitRefused:
+		return nil, fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(r.Reason))
+	case r.Type != wire.CircuitCreated:
+		return nil, fmt.Errorf("circuit setup: unexpected message %d", r.Type)
+	}
+	if err := init.Confirm(r.Confirm); err != nil {
+		return nil, fmt.Errorf("circuit setup: %w", err)
+	}
+	s.SetDeadline(time.Time{})
+	via := []NodeID{rrec.ID}
+	remote := circuitAddr{id: rec.ID, via: viaString(via)}
+	cc := newCircuitConn(circuitAddr{id: n.id}, remote, func(b []byte) error {
+		pkt, err := init.Seal(nil, b)
+		if err != nil {
+			return err
+		}
+		return n.sendCircuitData(rrec.ID, ic.NextCID, pkt)
+	})
+	cs.setEnd(ic, cc)
+	tr, err := n.circuitTransport(cc)
+	if err != nil {
+		cs.setEnd(ic, nil)
+		return nil, err
+	}
+	qc, err := tr.Dial(ctx, remote, rec.ID)
+	if err != nil {
+		cs.setEnd(ic, nil)
+		tr.Close()
+		return nil, err
+	}
+	ok = true
+	pc := n.addConnVia(qc, rec.ID, true, via)
+	n.stats.circuitsBuilt.Add(1)
+	n.spawn(func() {
+		select {
+		case <-qc.Context().Done():
+		case <-n.ctx.Done():
+		}
+		s.Close()
+		tr.Close()
+		cs.setEnd(ic, nil)
+		cs.table.Close(ic, wire.ReasonClosed)
+	})
+	return pc, nil
+}
