@@ -32,6 +32,17 @@ import (
 // connection, with its TLS identity check and its streams, is the same
 // as a direct one.
 
+// circuitsOK marks a context whose connection may run through a circuit:
+// a user's Dial. The node's own overlay links stay direct (relays carry
+// users' traffic, not the overlay's).
+type circuitsOK struct{}
+
+func withCircuits(ctx context.Context) context.Context {
+	return context.WithValue(ctx, circuitsOK{}, true)
+}
+
+func circuitAllowed(ctx context.Context) bool { return ctx.Value(circuitsOK{}) != nil }
+
 // circuitPacket is the inner QUIC's fixed packet size: a 1200-byte packet
 // plus the circuit's 32 bytes and the link header's 5 fit the ~1243-byte
 // datagrams of a 1280-byte path.
@@ -276,6 +287,7 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 		return
 	}
 	pc := n.addConnVia(qc, id, false, []NodeID{prev})
+	n.log.Info("circuit accepted", "peer", id.Short(), "from", prev.Short())
 	// The circuit lives while the setup stream and the inner connection do.
 	closed := make(chan struct{})
 	go func() { io.Copy(io.Discard, c); close(closed) }()
@@ -313,6 +325,14 @@ func (n *Node) circuitRelay(rec registry.Record) (registry.Record, bool) {
 // why (wire.ReasonString).
 var ErrCircuitRefused = errors.New("mycelium: circuit refused")
 
+// hopRef names a node on a circuit's path: its ID and its onion key.
+type hopRef struct {
+	id    NodeID
+	onion [32]byte
+}
+
+func recHop(r registry.Record) hopRef { return hopRef{id: r.ID, onion: r.OnionKey} }
+
 // dialCircuit opens a connection to rec's node through a one-hop circuit.
 func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn, error) {
 	if rec.OnionKey == [32]byte{} {
@@ -322,92 +342,126 @@ func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn,
 	if !ok {
 		return nil, fmt.Errorf("%w %s: no relay among its neighbours", ErrNoDirectPath, rec.ID.Short())
 	}
-	rpc, err := n.conn(ctx, rrec.ID)
+	return n.dialVia(ctx, []hopRef{recHop(rrec)}, recHop(rec))
+}
+
+// builtCircuit is a circuit this node set up, before the connection
+// inside it.
+type builtCircuit struct {
+	ic     *relay.Circuit
+	init   *circuit.Initiator
+	stream net.Conn // the setup stream to the first relay; closing it tears the circuit down
+	via    []NodeID
+}
+
+func (bc *builtCircuit) close(n *Node) {
+	bc.stream.Close()
+	n.circ.table.Close(bc.ic, wire.ReasonClosed)
+}
+
+// buildCircuit sets up a circuit through relays (in order) to target: one
+// round trip whatever the number of relays.
+func (n *Node) buildCircuit(ctx context.Context, relays []hopRef, target hopRef) (*builtCircuit, error) {
+	if len(relays) == 0 {
+		return nil, errors.New("mycelium: a circuit needs a relay")
+	}
+	rpc, err := n.conn(ctx, relays[0].id)
 	if err != nil {
-		return nil, fmt.Errorf("circuit relay %s: %w", rrec.ID.Short(), err)
+		return nil, fmt.Errorf("circuit relay %s: %w", relays[0].id.Short(), err)
 	}
 	var path []circuit.Hop
-	for _, r := range []registry.Record{rrec, rec} {
-		pub, err := ecdh.X25519().NewPublicKey(r.OnionKey[:])
+	var via []NodeID
+	for _, h := range append(slices.Clone(relays), target) {
+		pub, err := ecdh.X25519().NewPublicKey(h.onion[:])
 		if err != nil {
-			return nil, fmt.Errorf("onion key of %s: %w", r.ID.Short(), err)
+			return nil, fmt.Errorf("onion key of %s: %w", h.id.Short(), err)
 		}
-		path = append(path, circuit.Hop{ID: r.ID, OnionKey: pub})
+		path = append(path, circuit.Hop{ID: h.id, OnionKey: pub})
+		if h != target {
+			via = append(via, h.id)
+		}
 	}
 	onion, init, err := circuit.NewOnion(rand.Reader, time.Now(), path)
 	if err != nil {
 		return nil, err
 	}
 	cs := n.circ
-	ic, reason := cs.table.OpenInitiator(time.Now(), rrec.ID, init)
+	ic, reason := cs.table.OpenInitiator(time.Now(), relays[0].id, init)
 	if reason != 0 {
 		return nil, fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(reason))
 	}
-	ok = false
-	defer func() {
-		if !ok {
-			cs.table.Close(ic, wire.ReasonClosed)
-		}
-	}()
 	s, err := n.openStream(ctx, rpc, wire.CircuitService)
 	if err != nil {
+		cs.table.Close(ic, wire.ReasonClosed)
 		return nil, err
 	}
-	defer func() {
-		if !ok {
-			s.Close()
-		}
-	}()
+	bc := &builtCircuit{ic: ic, init: init, stream: s, via: via}
+	fail := func(err error) (*builtCircuit, error) {
+		bc.close(n)
+		return nil, err
+	}
 	s.SetDeadline(time.Now().Add(punchStepTimeout))
 	if err := writeCircuitMsg(s, wire.CircuitMsg{Type: wire.CircuitCreate, ID: ic.NextCID, Onion: onion}); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	r, err := wire.ReadCircuitMsg(s)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("circuit setup: %w", err)
+		return fail(fmt.Errorf("circuit setup: %w", err))
 	case r.Type == wire.CircuitRefused:
-		return nil, fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(r.Reason))
+		return fail(fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(r.Reason)))
 	case r.Type != wire.CircuitCreated:
-		return nil, fmt.Errorf("circuit setup: unexpected message %d", r.Type)
+		return fail(fmt.Errorf("circuit setup: unexpected message %d", r.Type))
 	}
 	if err := init.Confirm(r.Confirm); err != nil {
-		return nil, fmt.Errorf("circuit setup: %w", err)
+		return fail(fmt.Errorf("circuit setup: %w", err))
 	}
 	s.SetDeadline(time.Time{})
-	via := []NodeID{rrec.ID}
-	remote := circuitAddr{id: rec.ID, via: viaString(via)}
+	return bc, nil
+}
+
+// dialVia builds a circuit through relays to target and opens the
+// end-to-end connection inside it.
+func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*peerConn, error) {
+	bc, err := n.buildCircuit(ctx, relays, target)
+	if err != nil {
+		return nil, err
+	}
+	cs := n.circ
+	first, cid, init := relays[0].id, bc.ic.NextCID, bc.init
+	remote := circuitAddr{id: target.id, via: viaString(bc.via)}
 	cc := newCircuitConn(circuitAddr{id: n.id}, remote, func(b []byte) error {
 		pkt, err := init.Seal(nil, b)
 		if err != nil {
 			return err
 		}
-		return n.sendCircuitData(rrec.ID, ic.NextCID, pkt)
+		return n.sendCircuitData(first, cid, pkt)
 	})
-	cs.setEnd(ic, cc)
+	cs.setEnd(bc.ic, cc)
 	tr, err := n.circuitTransport(cc)
 	if err != nil {
-		cs.setEnd(ic, nil)
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
 		return nil, err
 	}
-	qc, err := tr.Dial(ctx, remote, rec.ID)
+	qc, err := tr.Dial(ctx, remote, target.id)
 	if err != nil {
-		cs.setEnd(ic, nil)
+		cs.setEnd(bc.ic, nil)
 		tr.Close()
+		bc.close(n)
 		return nil, err
 	}
-	ok = true
-	pc := n.addConnVia(qc, rec.ID, true, via)
+	pc := n.addConnVia(qc, target.id, true, bc.via)
 	n.stats.circuitsBuilt.Add(1)
+	n.log.Info("circuit built", "peer", target.id.Short(), "via", viaString(bc.via))
 	n.spawn(func() {
 		select {
 		case <-qc.Context().Done():
 		case <-n.ctx.Done():
 		}
-		s.Close()
 		tr.Close()
-		cs.setEnd(ic, nil)
-		cs.table.Close(ic, wire.ReasonClosed)
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
 	})
 	return pc, nil
 }

@@ -204,10 +204,13 @@ func joinAddrPorts(a []netip.AddrPort) string {
 // offers, or waits for more.
 func (o *overlay) natRound() {
 	obs := o.natObservers()
-	if len(obs) < 2 {
+	if len(obs) < 1 {
 		o.armNATRound(natWait)
 		return
 	}
+	// One observer tells whether we are behind a NAT and our reflexive
+	// address; the mapping class needs two or more (natDone looks again
+	// as the registry names more).
 	o.applyNAT(o.prober.Start(time.Now(), obs))
 }
 
@@ -260,7 +263,7 @@ func (o *overlay) natObservers() []netip.AddrPort {
 // reflexive addresses; publishes them in our record when they changed.
 func (o *overlay) natDone(d nat.Done) {
 	st := natState{mapping: d.Mapping, filtering: o.nat.filtering, reflexive: d.Reflexive, observers: len(d.Observations)}
-	if len(d.Observations) >= 2 && o.mappedIsLocal(d.Observations) {
+	if len(d.Observations) >= 1 && o.mappedIsLocal(d.Observations) {
 		st.public = true
 		st.mapping, st.filtering = registry.NATEndpointIndependent, registry.NATEndpointIndependent
 	}

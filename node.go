@@ -413,7 +413,8 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 			var err error
 			if rec, ok := n.needsPunch(id); ok {
 				pc, err = n.punch(ctx, tr, id, rec)
-				if errors.Is(err, ErrNoDirectPath) {
+				if errors.Is(err, ErrNoDirectPath) && circuitAllowed(ctx) {
+					n.log.Debug("no direct path, trying a circuit", "peer", id.Short(), "err", err)
 					if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
 						pc, err = cpc, nil
 					} else {
@@ -422,6 +423,17 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 				}
 			} else {
 				pc, err = n.dialAddrs(ctx, tr, id, addrs)
+				if err != nil && !errors.Is(err, ErrIdentityMismatch) && ctx.Err() == nil && circuitAllowed(ctx) {
+					// Its addresses did not answer (a record that does
+					// not know its NAT yet, say): a circuit may reach it.
+					if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} {
+						if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
+							pc, err = cpc, nil
+						} else {
+							err = fmt.Errorf("%w; no circuit either: %w", err, cerr)
+						}
+					}
+				}
 			}
 			n.peers.finishDial(id, call, err)
 			if err != nil {

@@ -103,7 +103,11 @@ func (n *Node) punch(ctx context.Context, tr *transport.Transport, id NodeID, re
 		return n.dialParallel(ctx, tr, id, rec.Reflexive)
 	}
 	var errs []error
-	for attempt := range punchAttempts {
+	attempts := punchAttempts
+	if outcome == nat.Unknown {
+		attempts = 1 // a class is not measured: try once, cheaply (nat.Unknown)
+	}
+	for attempt := range attempts {
 		relay, ok := n.punchRelay(rec)
 		if !ok {
 			relay, ok = n.dialPunchRelay(ctx, rec)

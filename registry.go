@@ -107,8 +107,8 @@ func (o *overlay) updateLocal() {
 	}
 	r := registry.Record{
 		// Behind a NAT (as far as discovery knows) we take no inbound
-		// connections; until a round has run we say we do.
-		Inbound:   o.nat.public || o.nat.observers < 2,
+		// connections; until a round has had an answer we say we do.
+		Inbound:   o.nat.public || o.nat.observers == 0,
 		Mapping:   o.nat.mapping,
 		Filtering: o.nat.filtering,
 		Reflexive: o.nat.reflexive[:min(len(o.nat.reflexive), registry.MaxAddrs)],

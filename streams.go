@@ -67,6 +67,9 @@ func isInternalService(service string) bool {
 }
 
 func (n *Node) dial(ctx context.Context, id NodeID, service string) (net.Conn, error) {
+	if !isInternalService(service) {
+		ctx = withCircuits(ctx)
+	}
 	var lastErr error
 	for range maxDialAttempts {
 		pc, err := n.conn(ctx, id)

@@ -41,12 +41,18 @@ func startNode(t *testing.T, tb *Testbed, bin string, h *Host, listen netip.Addr
 // node on one host.
 func startNodeHome(t *testing.T, tb *Testbed, bin string, h *Host, home string, listen netip.AddrPort, extra ...string) *node {
 	t.Helper()
+	return startRole(t, tb, bin, h, home, "node", listen, extra...)
+}
+
+// startRole is startNodeHome for the command cmd: "node" or "relay".
+func startRole(t *testing.T, tb *Testbed, bin string, h *Host, home, role string, listen netip.AddrPort, extra ...string) *node {
+	t.Helper()
 	n := &node{bin: bin, home: filepath.Join(tb.Dir(), home), host: h}
 	if err := os.MkdirAll(n.home, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	n.control = "unix:" + filepath.Join(n.home, "control.sock")
-	args := append([]string{"node", "--listen", listen.String(), "--key", filepath.Join(n.home, "node.key"),
+	args := append([]string{role, "--listen", listen.String(), "--key", filepath.Join(n.home, "node.key"),
 		"--control", n.control, "--log-level", "debug"}, extra...)
 	cmd := h.Command(context.Background(), bin, args...)
 	cmd.Env = n.env()
