@@ -57,8 +57,8 @@ type circuitState struct {
 	ends   map[*relay.Circuit]*circuitConn
 }
 
-func newCircuitState(key *Key) (*circuitState, error) {
-	t, err := relay.NewTable(relay.DefaultResources())
+func newCircuitState(key *Key, res relay.Resources) (*circuitState, error) {
+	t, err := relay.NewTable(res)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/membership"
 	"github.com/mycelium-net/mycelium/registry"
+	"github.com/mycelium-net/mycelium/relay"
 )
 
 // Config configures a Node. Start from DefaultConfig; New calls Validate.
@@ -69,6 +70,12 @@ type Config struct {
 	// Resources bounds what peers can make the node hold.
 	Resources Resources
 
+	// RelayResources bounds the circuits the node carries for others and
+	// ends itself (relay.Resources: circuits in all and per peer, bytes
+	// per second per circuit, idle timeout, memory, an allow-list).
+	// Default relay.DefaultResources().
+	RelayResources relay.Resources
+
 	// Membership configures the HyParView overlay (view sizes, walk
 	// lengths, shuffles). Default membership.DefaultConfig().
 	Membership membership.Config
@@ -122,6 +129,7 @@ func DefaultConfig() Config {
 		StreamHeaderTimeout: 10 * time.Second,
 		PunchTTL:            2,
 		Resources:           DefaultResources(),
+		RelayResources:      relay.DefaultResources(),
 		Membership:          membership.DefaultConfig(),
 		Broadcast:           broadcast.DefaultConfig(),
 		Registry:            registry.DefaultConfig(),
@@ -185,6 +193,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Registry.Validate(); err != nil {
 		return bad("Registry: %v", err)
+	}
+	if err := c.RelayResources.Validate(); err != nil {
+		return bad("RelayResources: %v", err)
 	}
 	if c.PacketConn == nil {
 		if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {

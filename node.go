@@ -63,7 +63,7 @@ func New(cfg Config) (*Node, error) {
 		probes:    newNATProbes(),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
-	cs, err := newCircuitState(cfg.Key)
+	cs, err := newCircuitState(cfg.Key, cfg.RelayResources)
 	if err != nil {
 		return nil, err
 	}
