@@ -18,10 +18,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 12m ./...
 
-## bench: mycelium against raw quic-go on loopback, as ratios; netlab's
-## datagram rate; the simulator's speed (10k nodes: MYCELIUM_SIM_BENCH=1)
+## bench: mycelium against raw quic-go on loopback, as ratios (direct, and
+## through circuits of 1-3 relays); a relay's memory per idle circuit; the
+## circuit crypto; netlab's datagram rate; the simulator's speed (10k
+## nodes: MYCELIUM_SIM_BENCH=1)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) .
+	$(GO) test -run '^$$' -bench VsQUIC -benchtime $(BENCHTIME) -count $(BENCHCOUNT) .
+	$(GO) test -run '^$$' -bench CircuitThroughput -benchtime 10x -count 3 .
+	$(GO) test -run '^$$' -bench Memory -benchtime 5x ./relay
+	$(GO) test -run '^$$' -bench . -benchmem ./circuit
 	$(GO) test -run '^$$' -bench . ./simulations/netlab ./simulations/des
 	$(GO) test -run '^$$' -bench Sim1k -benchtime 1x ./simulations/overlay
 
