@@ -82,6 +82,15 @@ func TestRelayLimits(t *testing.T) {
 	if got := r.Stats().Counters.CircuitsRefused; got != 2 {
 		t.Errorf("the relay counted %d refusals, want 2", got)
 	}
+	relayed := 0
+	for _, c := range r.Circuits() {
+		if c.Role == "relay" && c.Prev != nil && c.Next != nil && *c.Next == target.ID() {
+			relayed++
+		}
+	}
+	if relayed != 5 {
+		t.Errorf("the relay lists %d relayed circuits to the target, want 5: %+v", relayed, r.Circuits())
+	}
 	for _, bc := range built {
 		bc.close(x)
 	}

@@ -465,3 +465,52 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 	})
 	return pc, nil
 }
+
+// CircuitStats describes one circuit this node builds, carries or ends.
+type CircuitStats struct {
+	// Role is "initiator" (we built it), "relay" (we carry it) or
+	// "terminal" (it ends here).
+	Role string `json:"role"`
+	// Prev and Next are the hops before and after us: no Prev for an
+	// initiator, no Next for a terminal.
+	Prev    *NodeID `json:"prev,omitempty"`
+	PrevCID uint32  `json:"prev_cid,omitempty"`
+	Next    *NodeID `json:"next,omitempty"`
+	NextCID uint32  `json:"next_cid,omitempty"`
+	// AgeSeconds since it opened; IdleSeconds since its last relayed
+	// packet (its age at the ends, which the relay table does not time).
+	AgeSeconds  float64 `json:"age_seconds"`
+	IdleSeconds float64 `json:"idle_seconds"`
+	// Bytes and packets this node relayed each way, and those its rate
+	// limit dropped (relays only).
+	BytesForward    uint64 `json:"bytes_forward"`
+	BytesBackward   uint64 `json:"bytes_backward"`
+	DroppedForward  uint64 `json:"dropped_forward"`
+	DroppedBackward uint64 `json:"dropped_backward"`
+}
+
+// Circuits lists the circuits this node builds, carries or ends.
+func (n *Node) Circuits() []CircuitStats {
+	var out []CircuitStats
+	for _, c := range n.circ.table.Snapshot(time.Now()) {
+		s := CircuitStats{
+			Role:            c.Kind.String(),
+			AgeSeconds:      c.Age.Seconds(),
+			IdleSeconds:     c.Idle.Seconds(),
+			BytesForward:    c.Forward.Bytes,
+			BytesBackward:   c.Backward.Bytes,
+			DroppedForward:  c.Forward.DroppedPackets,
+			DroppedBackward: c.Backward.DroppedPackets,
+		}
+		if c.Prev != (NodeID{}) {
+			p := NodeID(c.Prev)
+			s.Prev, s.PrevCID = &p, c.PrevCID
+		}
+		if c.Next != (NodeID{}) {
+			x := NodeID(c.Next)
+			s.Next, s.NextCID = &x, c.NextCID
+		}
+		out = append(out, s)
+	}
+	return out
+}

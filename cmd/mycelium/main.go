@@ -54,6 +54,7 @@ func commands() []command {
 		{"dial", "connect stdin and stdout to a service on a node", runDial},
 		{"lookup", "list the nodes that offer a service", runLookup},
 		{"peers", "list the nodes the registry knows", runPeers},
+		{"circuits", "list the circuits this node builds, carries or ends", runCircuits},
 		{"expose", "hand a service's streams to a local TCP address", runExpose},
 		{"forward", "carry connections on a local TCP port to a remote service", runForward},
 		{"demo", "start an in-process network and show data crossing it", runDemo},

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/control"
 )
 
@@ -89,6 +90,46 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 		age := (time.Duration(p.AgeSeconds) * time.Second).Round(time.Second)
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\n", id, p.Role, p.NAT.Mapping, p.NAT.Filtering,
 			orNone(strings.Join(addrs, ",")), orNone(strings.Join(p.Services, ",")), age)
+	}
+	return tw.Flush()
+}
+
+func runCircuits(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "circuits", "[--json]", "Lists the circuits this node built (initiator), carries for others (relay) or ends (terminal), with their hops, age and traffic.")
+	ctl := controlFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object (keys: circuits[role, prev, prev_cid, next, next_cid, age_seconds, idle_seconds, bytes_forward, bytes_backward, dropped_forward, dropped_backward])")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, 0); err != nil {
+		return err
+	}
+	c, err := control.NewClient(*ctl)
+	if err != nil {
+		return err
+	}
+	res, err := c.Circuits(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tPREV\tNEXT\tAGE\tIDLE\tBYTES FWD/BWD\tDROPPED FWD/BWD")
+	hop := func(id *mycelium.NodeID, cid uint32) string {
+		if id == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%s#%d", id.Short(), cid)
+	}
+	for _, ci := range res.Circuits {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d/%d\n", ci.Role, hop(ci.Prev, ci.PrevCID), hop(ci.Next, ci.NextCID),
+			(time.Duration(ci.AgeSeconds) * time.Second).Round(time.Second), (time.Duration(ci.IdleSeconds) * time.Second).Round(time.Second),
+			ci.BytesForward, ci.BytesBackward, ci.DroppedForward, ci.DroppedBackward)
 	}
 	return tw.Flush()
 }

@@ -178,3 +178,25 @@ func (c *Client) Peers(ctx context.Context, min int, wait time.Duration) (*Peers
 	}
 	return &res, nil
 }
+
+// CircuitsResult answers GET /v1/circuits.
+type CircuitsResult struct {
+	Circuits []mycelium.CircuitStats `json:"circuits"`
+}
+
+func (s *Server) handleCircuits(w http.ResponseWriter, r *http.Request) {
+	res := CircuitsResult{Circuits: s.node.Circuits()}
+	if res.Circuits == nil {
+		res.Circuits = []mycelium.CircuitStats{}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// Circuits lists the circuits the node builds, carries or ends.
+func (c *Client) Circuits(ctx context.Context) (*CircuitsResult, error) {
+	var res CircuitsResult
+	if err := c.do(ctx, http.MethodGet, "/v1/circuits", nil, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}

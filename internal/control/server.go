@@ -61,6 +61,7 @@ func NewServer(node *mycelium.Node, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /v1/dial", s.handleDial)
 	mux.HandleFunc("GET /v1/lookup", s.handleLookup)
 	mux.HandleFunc("GET /v1/peers", s.handlePeers)
+	mux.HandleFunc("GET /v1/circuits", s.handleCircuits)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -99,6 +99,30 @@ func TestCircuitAcrossSymmetricNATs(t *testing.T) {
 	if !found {
 		t.Errorf("A's status lists no peer B: %+v", st.Peers)
 	}
+	// `mycelium circuits` at the relay lists a relayed circuit from A to B,
+	// and at A the one A built, toward the relay.
+	var rc, ac struct {
+		Circuits []struct {
+			Role       string
+			Prev, Next string
+		}
+	}
+	if err := json.Unmarshal(rl.cli(t, nil, "circuits", "--json"), &rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(a.cli(t, nil, "circuits", "--json"), &ac); err != nil {
+		t.Fatal(err)
+	}
+	relayed, built := false, false
+	for _, c := range rc.Circuits {
+		relayed = relayed || (c.Role == "relay" && c.Prev == a.id && c.Next == b.id)
+	}
+	for _, c := range ac.Circuits {
+		built = built || (c.Role == "initiator" && c.Next == rl.id)
+	}
+	if !relayed || !built {
+		t.Errorf("circuits: the relay lists %+v, A lists %+v; want A -> B relayed and A's own toward the relay", rc.Circuits, ac.Circuits)
+	}
 	if c := counters(t, rl); c["circuits_relayed"] < 1 {
 		t.Errorf("the relay relayed %d circuits", c["circuits_relayed"])
 	}
