@@ -514,3 +514,66 @@ func (n *Node) Circuits() []CircuitStats {
 	}
 	return out
 }
+
+// maxHomes is how many home relays a node behind a NAT keeps.
+const maxHomes = 2
+
+// checkHomes, on the driver goroutine, keeps a node behind a NAT linked
+// to up to maxHomes home relays: public nodes, those with the relay role
+// first, that it holds direct connections to (kept alive by QUIC
+// keep-alives) and publishes in its record, so that a circuit to it can
+// always end at one of them. It runs at each lonely check (every shuffle
+// interval); the search itself dials, so it runs on its own goroutine and
+// posts the result back.
+func (o *overlay) checkHomes() {
+	if o.nat.public || o.nat.observers == 0 || o.homing {
+		return
+	}
+	var keep []NodeID
+	for _, h := range o.homes {
+		if pc := o.n.peers.active(h); pc != nil && pc.via == nil {
+			keep = append(keep, h)
+		}
+	}
+	if len(keep) == len(o.homes) && len(keep) >= maxHomes {
+		return
+	}
+	var relays, others []NodeID
+	for _, r := range o.reg.Records(time.Now()) {
+		if r.ID == o.n.id || !r.Inbound || r.OnionKey == [32]byte{} || slices.Contains(keep, r.ID) {
+			continue
+		}
+		if r.Relay {
+			relays = append(relays, r.ID)
+		} else {
+			others = append(others, r.ID)
+		}
+	}
+	o.rng.Shuffle(len(relays), func(i, j int) { relays[i], relays[j] = relays[j], relays[i] })
+	o.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	cands := append(relays, others...)
+	o.homing = true
+	n := o.n
+	n.spawn(func() {
+		homes := keep
+		for _, id := range cands {
+			if len(homes) >= maxHomes {
+				break
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, punchStepTimeout)
+			_, err := n.conn(ctx, id)
+			cancel()
+			if err == nil {
+				homes = append(homes, id)
+			}
+		}
+		o.post(func() {
+			o.homing = false
+			if !slices.Equal(homes, o.homes) {
+				o.homes = homes
+				n.log.Debug("home relays", "relays", viaString(homes))
+				o.updateLocal()
+			}
+		})
+	})
+}

@@ -287,6 +287,7 @@ func (o *overlay) natDone(d nat.Done) {
 		next = natWait // more observers are known now (the registry is still filling)
 	}
 	o.armNATRound(next)
+	o.checkHomes()
 }
 
 // mappedIsLocal reports whether every observer saw one of our own

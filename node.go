@@ -426,6 +426,8 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 				if err != nil && !errors.Is(err, ErrIdentityMismatch) && ctx.Err() == nil && circuitAllowed(ctx) {
 					// Its addresses did not answer (a record that does
 					// not know its NAT yet, say): a circuit may reach it.
+					// Not after an identity mismatch: whoever gave that
+					// address should hear of it.
 					if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} {
 						if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
 							pc, err = cpc, nil

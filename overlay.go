@@ -47,6 +47,8 @@ type overlay struct {
 	nat      natState         // what the last discovery round found
 	natGen   int              // bumped to cancel the armed discovery round
 	local    []netip.AddrPort // local addresses at the last check (natdriver.go)
+	homes    []NodeID         // home relays we hold links to (circuits.go)
+	homing   bool             // a home relay search is under way
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink

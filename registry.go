@@ -108,14 +108,15 @@ func (o *overlay) updateLocal() {
 	r := registry.Record{
 		// Behind a NAT (as far as discovery knows) we take no inbound
 		// connections; until a round has had an answer we say we do.
-		Inbound:   o.nat.public || o.nat.observers == 0,
-		Mapping:   o.nat.mapping,
-		Filtering: o.nat.filtering,
-		Reflexive: o.nat.reflexive[:min(len(o.nat.reflexive), registry.MaxAddrs)],
-		Listen:    o.mem.Self().Addrs,
-		Relay:     o.n.cfg.Relay,
-		Services:  svcs,
-		Neighbors: nbrs,
+		Inbound:    o.nat.public || o.nat.observers == 0,
+		Mapping:    o.nat.mapping,
+		Filtering:  o.nat.filtering,
+		Reflexive:  o.nat.reflexive[:min(len(o.nat.reflexive), registry.MaxAddrs)],
+		Listen:     o.mem.Self().Addrs,
+		Relay:      o.n.cfg.Relay,
+		Services:   svcs,
+		Neighbors:  nbrs,
+		HomeRelays: slices.Clone(o.homes),
 	}
 	if o.n.cfg.Relay {
 		r.RelayCapacity = uint32(o.n.cfg.Resources.MaxPeers)
@@ -335,6 +336,7 @@ func (o *overlay) armLonelyCheck() {
 // live nodes.
 func (o *overlay) lonelyCheck() {
 	defer o.armLonelyCheck()
+	o.checkHomes()
 	if len(o.mem.Active()) > 0 {
 		o.alone = 0
 		return

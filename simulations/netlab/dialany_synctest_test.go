@@ -1,0 +1,156 @@
+package netlab_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mycelium-net/mycelium"
+	"github.com/mycelium-net/mycelium/simulations/netlab"
+)
+
+// TestSynctestDialAnyID is the circuits issue's netlab acceptance run,
+// gated: MYCELIUM_DIAL_ANY=NODES[,DIALS] (for example 200,1000). 30% of
+// the nodes are public, 5 of them with the relay role; the rest sit each
+// behind its own NAT, cycling through the 9 RFC 4787 classes. Once every
+// node's record is known, random pairs dial each other by node ID alone
+// and echo one byte; every dial must succeed. It logs the time to the
+// first echoed byte (median, p99) and how each connection ran (direct,
+// punched, or a circuit).
+func TestSynctestDialAnyID(t *testing.T) {
+	spec := os.Getenv("MYCELIUM_DIAL_ANY")
+	if spec == "" {
+		t.Skip("a large run: set MYCELIUM_DIAL_ANY=NODES[,DIALS], e.g. 200,1000")
+	}
+	nodesN, dialsN := 200, 1000
+	if _, err := fmt.Sscanf(spec, "%d,%d", &nodesN, &dialsN); err != nil {
+		if nodesN, err = strconv.Atoi(spec); err != nil {
+			t.Fatalf("MYCELIUM_DIAL_ANY=%q: want NODES[,DIALS]", spec)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := netlab.DefaultConfig()
+		cfg.Link.Latency = 5 * time.Millisecond
+		lab, err := netlab.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lab.Close()
+		var nodes []*mycelium.Node
+		defer func() {
+			for _, n := range nodes {
+				n.Close()
+			}
+		}()
+		classes := natClasses()[1:] // the 9 NAT classes
+		public := max(5, nodesN*3/10)
+		var boot []mycelium.Peer
+		for i := range nodesN {
+			var h *netlab.Host
+			if i < public {
+				h, err = lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i%240)}))
+				if i >= 240 {
+					t.Fatal("too many public nodes for one /24")
+				}
+			} else {
+				c := classes[(i-public)%len(classes)]
+				k := i - public
+				home, err := lab.AddNAT(natCfg(fmt.Sprintf("198.51.%d.%d", 100+k/250, 1+k%250), c.mapping, c.filter))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, err = home.AddHost(netip.MustParseAddr("192.168.1.10"))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			pc, err := h.ListenPacket(4433)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _ := mycelium.GenerateKey()
+			ncfg := mycelium.DefaultConfig()
+			ncfg.Key, ncfg.PacketConn, ncfg.Bootstrap = key, pc, boot
+			ncfg.Relay = i < 5
+			n, err := mycelium.New(ncfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Start(); err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, n)
+			if boot == nil {
+				boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
+			}
+			l, err := n.Listen("echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go func() { io.Copy(c, c); c.Close() }()
+				}
+			}()
+		}
+		waitFor(t, "every node to know every record and its own NAT", func() bool {
+			for i, n := range nodes {
+				st := n.Stats()
+				if st.Known < nodesN || (i >= public && (st.NAT.Public || st.NAT.Observers == 0)) {
+					return false
+				}
+			}
+			return true
+		})
+		// Let the records that say so, and name home relays, spread.
+		time.Sleep(2 * time.Minute) // virtual time (synctest)
+		rng := rand.New(rand.NewPCG(1, 2))
+		var ttfb []time.Duration
+		paths := map[string]int{}
+		failed := 0
+		for d := range dialsN {
+			a, b := rng.IntN(nodesN), rng.IntN(nodesN-1)
+			if b >= a {
+				b++
+			}
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			c, err := nodes[a].Dial(ctx, nodes[b].ID(), "echo")
+			if err == nil {
+				c.Write([]byte{byte(d)})
+				buf := make([]byte, 1)
+				_, err = io.ReadFull(c, buf)
+				c.Close()
+			}
+			cancel()
+			if err != nil {
+				failed++
+				t.Errorf("dial %d: node %d -> node %d: %v", d, a, b, err)
+				continue
+			}
+			ttfb = append(ttfb, time.Since(start))
+			for _, p := range nodes[a].Stats().Peers {
+				if p.ID == nodes[b].ID() {
+					paths[p.Path]++
+				}
+			}
+		}
+		slices.Sort(ttfb)
+		if len(ttfb) > 0 {
+			t.Logf("%d nodes (%d public, 5 relays), %d dials by ID: %d failed; time to first byte median %v, p99 %v, max %v; paths %v",
+				nodesN, public, dialsN, failed, ttfb[len(ttfb)/2], ttfb[len(ttfb)*99/100], ttfb[len(ttfb)-1], paths)
+		}
+	})
+}
