@@ -195,17 +195,18 @@ func (n *Node) serveCircuit(c net.Conn, from NodeID) {
 		return
 	}
 	defer cs.table.Close(rc, wire.ReasonClosed)
-	down, err := n.openStream(ctx, npc, wire.CircuitService)
+	create, err := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Type: wire.CircuitCreate, ID: rc.NextCID, Onion: res.Forward})
+	if err != nil {
+		refuse(wire.ReasonBadOnion)
+		return
+	}
+	down, err := n.openStreamEarly(ctx, npc, wire.CircuitService, create) // the CREATE rides with the header
 	if err != nil {
 		refuse(wire.ReasonNoRoute)
 		return
 	}
 	defer down.Close()
 	down.SetDeadline(time.Now().Add(punchStepTimeout))
-	if writeCircuitMsg(down, wire.CircuitMsg{Type: wire.CircuitCreate, ID: rc.NextCID, Onion: res.Forward}) != nil {
-		refuse(wire.ReasonNoRoute)
-		return
-	}
 	r, err := wire.ReadCircuitMsg(down)
 	switch {
 	case err != nil:
@@ -390,7 +391,12 @@ func (n *Node) buildCircuit(ctx context.Context, relays []hopRef, target hopRef)
 	if reason != 0 {
 		return nil, fmt.Errorf("%w: %s", ErrCircuitRefused, wire.ReasonString(reason))
 	}
-	s, err := n.openStream(ctx, rpc, wire.CircuitService)
+	create, err := wire.AppendCircuitMsg(nil, wire.CircuitMsg{Type: wire.CircuitCreate, ID: ic.NextCID, Onion: onion})
+	if err != nil {
+		cs.table.Close(ic, wire.ReasonClosed)
+		return nil, err
+	}
+	s, err := n.openStreamEarly(ctx, rpc, wire.CircuitService, create) // the CREATE rides with the header
 	if err != nil {
 		cs.table.Close(ic, wire.ReasonClosed)
 		return nil, err
@@ -401,9 +407,6 @@ func (n *Node) buildCircuit(ctx context.Context, relays []hopRef, target hopRef)
 		return nil, err
 	}
 	s.SetDeadline(time.Now().Add(punchStepTimeout))
-	if err := writeCircuitMsg(s, wire.CircuitMsg{Type: wire.CircuitCreate, ID: ic.NextCID, Onion: onion}); err != nil {
-		return fail(err)
-	}
 	r, err := wire.ReadCircuitMsg(s)
 	switch {
 	case err != nil:

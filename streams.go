@@ -123,6 +123,13 @@ var errRetry = errors.New("mycelium: connection being replaced")
 // openStream opens a stream on pc, sends the service header and waits for
 // the peer's status byte.
 func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (net.Conn, error) {
+	return n.openStreamEarly(ctx, pc, service, nil)
+}
+
+// openStreamEarly is openStream that sends early right behind the header,
+// before the status byte comes back, saving a round trip (circuit setup
+// does, at every hop). A service that refuses the stream discards it.
+func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string, early []byte) (net.Conn, error) {
 	counted := !isInternalService(service)
 	if !n.peers.acquire(pc, counted) {
 		// pc is draining, or closed. A connection that closed for
@@ -150,7 +157,7 @@ func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (ne
 		return nil, n.connErr(pc, err)
 	}
 	hdr, _ := wire.AppendServiceHeader(nil, service) // name validated by Dial
-	if _, err := s.Write(hdr); err != nil {
+	if _, err := s.Write(append(hdr, early...)); err != nil {
 		s.CancelRead(streamCodeRefused)
 		s.CancelWrite(streamCodeRefused)
 		release()
