@@ -89,6 +89,19 @@ func (p *natProbes) contacted(a netip.AddrPort, now time.Time) bool {
 	return ok && now.Sub(t) <= probeRecent
 }
 
+// contactedIP reports whether we sent to any address of ip within
+// probeRecent.
+func (p *natProbes) contactedIP(ip netip.Addr, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, t := range p.dialed {
+		if a.Addr() == ip && now.Sub(t) <= probeRecent {
+			return true
+		}
+	}
+	return false
+}
+
 // sentTo notes that this node sent packets to a.
 func (p *natProbes) sentTo(a netip.AddrPort, now time.Time) {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -187,9 +200,7 @@ func (n *Node) filterRound() {
 	if refl := n.overlay.snap.Load().nat.reflexive; len(refl) > 0 {
 		target = refl[0]
 	}
-	slices.SortFunc(exclude, func(a, b netip.AddrPort) int { return a.Compare(b) })
-	exclude = slices.Compact(exclude)
-	exclude = exclude[:min(len(exclude), wire.MaxProbeExclude)]
+	exclude = probeExclusions(exclude, forwarder)
 	var probes []nat.FilterProbe
 	for _, mode := range []byte{wire.ProbeOtherIP, wire.ProbeOtherPort} {
 		for range probeTries {
@@ -206,6 +217,35 @@ func (n *Node) filterRound() {
 	class := nat.ClassifyFiltering(probes)
 	n.log.Debug("nat filtering probed", "via", forwarder.peer.Short(), "probes", fmt.Sprint(probes), "filtering", class.String())
 	n.overlay.post(func() { n.overlay.filteringFound(class) })
+}
+
+// probeExclusions fits what we have sent to into a REQUEST's
+// wire.MaxProbeExclude addresses without losing any: F needs every port
+// we used on its own IP (for the new-port probe), but of any other IP
+// only the IP (for the new-IP probe), so one address stands for each.
+// Cut to the limit by address instead, a long list lost IPs we had
+// contacted, and a probe from one of them read as endpoint-independent
+// filtering.
+func probeExclusions(sent []netip.AddrPort, forwarder *peerConn) []netip.AddrPort {
+	fIP := netip.Addr{}
+	if ap, ok := udpAddrPort(forwarder.qc.RemoteAddr()); ok {
+		fIP = ap.Addr()
+	}
+	slices.SortFunc(sent, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	sent = slices.Compact(sent)
+	var own, others []netip.AddrPort
+	seen := map[netip.Addr]bool{}
+	for _, a := range sent {
+		switch {
+		case a.Addr() == fIP:
+			own = append(own, a)
+		case !seen[a.Addr()]:
+			seen[a.Addr()] = true
+			others = append(others, a)
+		}
+	}
+	out := append(own, others...)
+	return out[:min(len(out), wire.MaxProbeExclude)]
 }
 
 // probeForwarder picks the public node to ask: one that has another public
@@ -287,9 +327,23 @@ func (n *Node) probeOnce(forwarder *peerConn, mode byte, target netip.AddrPort, 
 	select {
 	case <-arrived.done:
 		// A probe from an address we have sent to meanwhile (a membership
-		// dial, say) proves nothing about filtering: drop the try.
-		if n.probes.contacted(arrived.from, time.Now()) {
+		// dial, say) proves nothing about filtering: drop the try. For
+		// the new-IP probe, any address of its IP counts (an
+		// address-dependent filter opens to the whole IP), as do the
+		// links we hold now (a home relay dialled meanwhile).
+		now := time.Now()
+		if n.probes.contacted(arrived.from, now) {
 			return false, false
+		}
+		if mode == wire.ProbeOtherIP {
+			if n.probes.contactedIP(arrived.from.Addr(), now) {
+				return false, false
+			}
+			for _, p := range n.peers.snapshot() {
+				if ap, ok := udpAddrPort(p.pc.qc.RemoteAddr()); ok && ap.Addr() == arrived.from.Addr() {
+					return false, false
+				}
+			}
 		}
 		return true, true
 	case <-t.C:

@@ -255,6 +255,7 @@ func (n *Node) sendOpeners(tr *transport.Transport, cands []netip.AddrPort) {
 		return
 	}
 	for _, a := range cands {
+		n.probes.sentTo(a, time.Now())
 		_, err := tr.WriteToTTL(wire.PunchOpener, net.UDPAddrFromAddrPort(a), n.cfg.PunchTTL)
 		if errors.Is(err, transport.ErrTTLUnsupported) {
 			n.log.Debug("no punch openers: the socket cannot set a packet's time to live")
@@ -303,8 +304,20 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 					return
 				}
 			}
+			if ctx.Err() != nil {
+				res <- result{err: ctx.Err()}
+				return
+			}
+			// A dial once started runs to its end even when we have
+			// returned (the peer's own dial won here, say): cancelling
+			// it mid-handshake can leave the peer holding a connection
+			// we dropped, which wins its duplicate race there and then
+			// dies by stateless reset, taking the good one with it. A
+			// late success joins the peer table, which keeps one.
+			dctx, dcancel := context.WithTimeout(n.ctx, punchDialTimeout)
+			defer dcancel()
 			n.probes.sentTo(a, time.Now())
-			qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(a), id)
+			qc, err := tr.Dial(dctx, net.UDPAddrFromAddrPort(a), id)
 			if err != nil {
 				res <- result{err: err}
 				return
@@ -314,8 +327,9 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 		}()
 	}
 	// The first connection wins, ours or the peer's (its dial to us
-	// lands in the peer table); the other dials are cancelled and end on
-	// their own (a late success joins the peer table, which keeps one).
+	// lands in the peer table); dials not yet started are cancelled, and
+	// started ones end on their own (a late success joins the peer table,
+	// which keeps one).
 	defer cancel()
 	var errs []error
 	changed, _ := n.peers.activeChanged(id, nil)

@@ -109,8 +109,11 @@ func TestSynctestHolePunch(t *testing.T) {
 			t.Fatalf("A's connection to B is at %q, want B's NAT's public address", path)
 		}
 		st := a.Stats().Counters
-		if st.PunchDirect != 1 || st.PunchAttempts != 1 {
-			t.Errorf("A's punch counters %+v", st)
+		bst0 := b.Stats().Counters
+		// A's Dial punched, or B's overlay had punched to A first and
+		// A's Dial found that connection.
+		if !(st.PunchDirect == 1 && st.PunchAttempts == 1) && !(bst0.PunchDirect == 1 && st.PunchAnswered == 1) {
+			t.Errorf("no punch made the connection: A %+v, B %+v", st, bst0)
 		}
 		// Each side opened its own NAT with openers that died in the
 		// internet (netlab counts it as one router hop), before the peer's.
