@@ -56,9 +56,11 @@ func TestSynctestDialAnyID(t *testing.T) {
 		for i := range nodesN {
 			var h *netlab.Host
 			if i < public {
-				h, err = lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i%240)}))
 				if i >= 240 {
 					t.Fatal("too many public nodes for one /24")
+				}
+				if h, err = lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)})); err != nil {
+					t.Fatal(err)
 				}
 			} else {
 				c := classes[(i-public)%len(classes)]
