@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/mycelium-net/mycelium/relay"
@@ -112,4 +113,40 @@ func mustListen(t testing.TB, n *Node, service string) net.Listener {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestCircuitSetupRate: a previous hop gets setupBurst setups at once,
+// then setupRate a second; another peer has its own bucket.
+func TestCircuitSetupRate(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := newCircuitState(key, relay.DefaultResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	var x, y NodeID
+	x[0], y[0] = 1, 2
+	for i := range setupBurst {
+		if !cs.allowSetup(x, now) {
+			t.Fatalf("setup %d of the burst refused", i+1)
+		}
+	}
+	if cs.allowSetup(x, now) {
+		t.Fatal("a setup past the burst was allowed")
+	}
+	if !cs.allowSetup(y, now) {
+		t.Fatal("another peer was refused")
+	}
+	later := now.Add(time.Second)
+	for i := range setupRate {
+		if !cs.allowSetup(x, later) {
+			t.Fatalf("after a second, setup %d refused", i+1)
+		}
+	}
+	if cs.allowSetup(x, later) {
+		t.Fatal("more than setupRate setups in a second")
+	}
 }

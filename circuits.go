@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/mycelium-net/mycelium/circuit"
 	"github.com/mycelium-net/mycelium/internal/transport"
 	"github.com/mycelium-net/mycelium/internal/wire"
@@ -55,6 +56,42 @@ type circuitState struct {
 	replay *circuit.ReplayCache
 	mu     sync.Mutex
 	ends   map[*relay.Circuit]*circuitConn
+	// setups rate-limits the setups each previous hop asks of us: every
+	// CREATE costs an X25519 and a MAC (about 85 µs) before the relay
+	// table's limits can say no, so a peer must not send them freely.
+	setups *simplelru.LRU[NodeID, *setupBucket]
+}
+
+// Setup rate per previous hop: setupRate a second, bursts of setupBurst;
+// the buckets of at most setupPeers peers are kept (least recently used
+// go first).
+const (
+	setupRate  = 20
+	setupBurst = 40
+	setupPeers = 4096
+)
+
+type setupBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// allowSetup takes a setup token for peer.
+func (s *circuitState) allowSetup(peer NodeID, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.setups.Get(peer)
+	if !ok {
+		b = &setupBucket{tokens: setupBurst, at: now}
+		s.setups.Add(peer, b)
+	}
+	b.tokens = min(setupBurst, b.tokens+now.Sub(b.at).Seconds()*setupRate)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func newCircuitState(key *Key, res relay.Resources) (*circuitState, error) {
@@ -62,7 +99,12 @@ func newCircuitState(key *Key, res relay.Resources) (*circuitState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &circuitState{table: t, key: key.OnionKey(), replay: circuit.NewReplayCache(1 << 16), ends: map[*relay.Circuit]*circuitConn{}}, nil
+	setups, err := simplelru.NewLRU[NodeID, *setupBucket](setupPeers, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &circuitState{table: t, key: key.OnionKey(), replay: circuit.NewReplayCache(1 << 16),
+		ends: map[*relay.Circuit]*circuitConn{}, setups: setups}, nil
 }
 
 func (s *circuitState) end(c *relay.Circuit) *circuitConn {
@@ -165,6 +207,10 @@ func (n *Node) serveCircuit(c net.Conn, from NodeID) {
 		writeCircuitMsg(c, wire.CircuitMsg{Type: wire.CircuitRefused, ID: m.ID, Reason: reason})
 	}
 	cs := n.circ
+	if !cs.allowSetup(from, time.Now()) {
+		refuse(wire.ReasonCapacity)
+		return
+	}
 	res, err := circuit.Peel(cs.key, m.Onion, time.Now(), cs.replay)
 	switch {
 	case errors.Is(err, circuit.ErrReplay) || errors.Is(err, circuit.ErrExpired):
