@@ -5,8 +5,8 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/mycelium-net/mycelium/relay"
 )
