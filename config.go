@@ -35,8 +35,10 @@ type Config struct {
 	// and resets the wait once a connection has stayed up for 30 s.
 	Bootstrap []Peer
 
-	// Relay turns on the relay role. Today it is only reported in Stats;
-	// circuits come in a later version.
+	// Relay announces the relay role in the node's record: nodes behind
+	// NATs pick relays first as their home relays, through which circuits
+	// to them run. Every node relays circuits whatever this says, within
+	// RelayResources.
 	Relay bool
 
 	// HandshakeTimeout bounds a QUIC handshake, so dialing an address

@@ -25,6 +25,9 @@
 // and WatchRegistry follows changes. Every node answers STUN on its socket
 // and classifies its own NAT from other nodes' answers (nat/); Dial to a
 // node behind a NAT coordinates a hole punch through a node both hold
-// connections to, where nat.CanPunch says one can work, and otherwise
-// fails with ErrNoDirectPath. Multi-hop circuits come later.
+// connections to, where nat.CanPunch says one can work. Where no direct
+// path opens, Dial builds a one-hop circuit (circuit/, relay/) through a
+// public neighbour or home relay of the target and runs the end-to-end
+// QUIC connection inside it; every node relays circuits for others within
+// Config.RelayResources.
 package mycelium

@@ -53,8 +53,8 @@ const (
 )
 
 // ErrNoDirectPath: the target's NAT and ours cannot be hole-punched (by
-// their published behaviours), or every coordinated try failed. Circuits
-// through relays, in a later version, carry such dials.
+// their published behaviours), or every coordinated try failed. A user's
+// Dial then tries a circuit; the error comes back when that fails too.
 var ErrNoDirectPath = errors.New("mycelium: no direct path to node")
 
 // punchState bounds the punches the node takes part in.

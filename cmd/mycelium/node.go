@@ -80,7 +80,7 @@ func runNode(ctx context.Context, e *env, args []string) error {
 func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	name, about := "node", "Runs a node in the foreground until SIGINT or SIGTERM. A missing key file is created."
 	if relay {
-		name, about = "relay", "Runs a node with the relay role on, in the foreground until SIGINT or SIGTERM.\n(The role is reported in status; relaying circuits comes in a later version.)"
+		name, about = "relay", "Runs a node with the relay role on, in the foreground until SIGINT or SIGTERM.\n(Every node relays circuits; the role tells nodes behind NATs to pick this one as a home relay.)"
 	}
 	fs := newFlags(e, name, "[flags]", about)
 	keyPath := fs.String("key", defaultKeyPath(), "key file (created if missing)")

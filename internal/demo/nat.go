@@ -17,8 +17,8 @@ import (
 // node P, node A behind a Linux-MASQUERADE-like NAT and node B behind a
 // symmetric NAT. A and B each dial P; A's stream reaches B's echo service
 // through P, which carries it over the connection B opened. Dialed
-// directly, B's NAT drops A's packets. (Hole punching and circuits, in
-// later versions, replace the relaying done here by hand.)
+// directly, B's NAT drops A's packets. (The hole_punch and circuit checks
+// show the node doing this itself.)
 func checkNATs(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "behind_nats"}
 	fail := func(format string, a ...any) Check {
