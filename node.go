@@ -472,7 +472,15 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 // dialAddrs tries each address in turn and returns the first connection.
 func (n *Node) dialAddrs(ctx context.Context, tr *transport.Transport, id NodeID, addrs []net.Addr) (*peerConn, error) {
 	var errs []error
+	self, _ := udpAddrPort(tr.LocalAddr())
 	for _, a := range addrs {
+		if ap, ok := udpAddrPort(a); ok && ap == self {
+			// Another node's private address that is also ours (two
+			// hosts behind different NATs on the same LAN numbers):
+			// the packets would come straight back to us.
+			errs = append(errs, fmt.Errorf("%s is our own address", ap))
+			continue
+		}
 		if ap, ok := udpAddrPort(a); ok {
 			n.probes.sentTo(ap, time.Now())
 		}
