@@ -346,6 +346,13 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 				return pc, nil
 			}
 			changed, _ = n.peers.activeChanged(id, nil)
+		case <-ctx.Done():
+			// Our bound is spent (started dials go on and may still
+			// join the peer table); the caller has a circuit to try.
+			if pc := n.peers.active(id); pc != nil {
+				return pc, nil
+			}
+			return nil, errors.Join(append(errs, ctx.Err())...)
 		}
 	}
 	if pc := n.peers.active(id); pc != nil {
