@@ -81,7 +81,7 @@ func TestMyceliumNATClassified(t *testing.T) {
 		waitRecord(t, a, b, "address-and-port-dependent")
 		// The overlay may have tried to connect the two on its own before
 		// they were classified; count from here.
-		ca0, cb0 := counters(t, a), counters(t, b)
+		ca0 := counters(t, a)
 		// B exposes no service "anything": the dial's error says it got
 		// there, over a circuit, since the punch was not even tried.
 		_, stderr, err := a.tryCLI(nil, "dial", b.id+"/anything")
@@ -99,10 +99,12 @@ func TestMyceliumNATClassified(t *testing.T) {
 				t.Errorf("A's connection to B: path %s, want circuit", p.Path)
 			}
 		}
-		ca, cb := counters(t, a), counters(t, b)
+		ca := counters(t, a)
 		delta := func(now, before map[string]uint64, k string) uint64 { return now[k] - before[k] }
-		if s, at, op, an := delta(ca, ca0, "punch_skipped"), delta(ca, ca0, "punch_attempts"), delta(ca, ca0, "punch_openers_sent"), delta(cb, cb0, "punch_answered"); s != 1 || at != 0 || op != 0 || an != 0 {
-			t.Errorf("during the dial: A skipped %d, attempted %d, sent %d openers; B answered %d; want 1, 0, 0, 0", s, at, op, an)
+		// (B's own counters are not checked: other NATed nodes' overlay
+		// links may punch to B meanwhile; CI once saw B answer one.)
+		if s, at, op := delta(ca, ca0, "punch_skipped"), delta(ca, ca0, "punch_attempts"), delta(ca, ca0, "punch_openers_sent"); s != 1 || at != 0 || op != 0 {
+			t.Errorf("during the dial: A skipped %d, attempted %d, sent %d openers; want 1, 0, 0", s, at, op)
 		}
 	}
 	for _, n := range nated {
