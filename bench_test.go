@@ -280,6 +280,30 @@ func median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
+// rawSinkConn starts a raw quic-go sink server and an established
+// connection to it; open opens a stream on that connection, and the sink
+// reports each stream's byte count on counts.
+func rawSinkConn(b *testing.B) (open func(context.Context) (benchStream, error), counts chan int64) {
+	b.Helper()
+	counts = make(chan int64, 1)
+	addr := startRawServer(b, benchSink(counts))
+	serverTLS, clientTLS := benchTLS()
+	tr, _ := benchQUICTransport(b, serverTLS)
+	b.Cleanup(func() { closeQUICTransport(tr) })
+	qc, err := tr.Dial(ctxT(b), addr, clientTLS, benchQUICConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { qc.CloseWithError(0, "") })
+	return func(ctx context.Context) (benchStream, error) {
+		s, err := qc.OpenStreamSync(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return rawStream{s}, nil
+	}, counts
+}
+
 // BenchmarkThroughputVsQUIC sends benchChunk bytes over a new stream on an
 // established mycelium connection and on an established raw quic-go
 // connection, each iteration. Timing runs from opening the stream (for
@@ -313,24 +337,7 @@ func BenchmarkThroughputVsQUIC(b *testing.B) {
 		return c.(benchStream), nil
 	}
 
-	// raw quic-go.
-	rawCounts := make(chan int64, 1)
-	addr := startRawServer(b, benchSink(rawCounts))
-	serverTLS, clientTLS := benchTLS()
-	tr, _ := benchQUICTransport(b, serverTLS)
-	b.Cleanup(func() { closeQUICTransport(tr) })
-	qc, err := tr.Dial(ctxT(b), addr, clientTLS, benchQUICConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { qc.CloseWithError(0, "") })
-	rawOpen := func(ctx context.Context) (benchStream, error) {
-		s, err := qc.OpenStreamSync(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return rawStream{s}, nil
-	}
+	rawOpen, rawCounts := rawSinkConn(b)
 
 	// One untimed transfer each, out of slow start.
 	timeTransfer(b, "mycelium", mycOpen, data, mycCounts)

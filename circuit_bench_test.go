@@ -91,23 +91,8 @@ func BenchmarkCircuitThroughput(b *testing.B) {
 			return c.(benchStream), nil
 		}})
 	}
-	rawCounts := make(chan int64, 1)
-	addr := startRawServer(b, benchSink(rawCounts))
-	serverTLS, clientTLS := benchTLS()
-	tr, _ := benchQUICTransport(b, serverTLS)
-	b.Cleanup(func() { closeQUICTransport(tr) })
-	qc, err := tr.Dial(ctxT(b), addr, clientTLS, benchQUICConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { qc.CloseWithError(0, "") })
-	raw := &path{name: "quic-go", open: func(ctx context.Context) (benchStream, error) {
-		st, err := qc.OpenStreamSync(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return rawStream{st}, nil
-	}}
+	rawOpen, rawCounts := rawSinkConn(b)
+	raw := &path{name: "quic-go", open: rawOpen}
 
 	for _, p := range paths { // one untimed transfer each, out of slow start
 		timeTransfer(b, p.name, p.open, data, counts)

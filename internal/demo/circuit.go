@@ -3,11 +3,9 @@ package demo
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
@@ -29,25 +27,13 @@ func checkCircuit(ctx context.Context, _ []demoNode) Check {
 		return fail("%v", err)
 	}
 	defer lab.Close()
-	pubHost, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
-	hostA, hostB := twoNATs(lab)
-
 	var ln labNodes
 	var wg sync.WaitGroup
 	defer func() {
 		ln.close()
 		wg.Wait()
 	}()
-	p, err := ln.start(pubHost, 4433, nil)
-	if err != nil {
-		return fail("%v", err)
-	}
-	boot := []mycelium.Peer{{ID: p.ID(), Addr: p.LocalAddr()}}
-	a, err := ln.start(hostA, 0, boot)
-	if err != nil {
-		return fail("%v", err)
-	}
-	b, err := ln.start(hostB, 0, boot)
+	p, a, b, err := ln.startTrio(lab, true)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -30,24 +29,13 @@ func checkNATs(ctx context.Context, _ []demoNode) Check {
 		return fail("%v", err)
 	}
 	defer lab.Close()
-	pubHost, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
-	hostA, hostB := twoNATs(lab)
-
 	var ln labNodes
 	var wg sync.WaitGroup
 	defer func() {
 		ln.close()
 		wg.Wait()
 	}()
-	p, err := ln.start(pubHost, 4433, nil)
-	if err != nil {
-		return fail("%v", err)
-	}
-	a, err := ln.start(hostA, 0, nil)
-	if err != nil {
-		return fail("%v", err)
-	}
-	b, err := ln.start(hostB, 0, nil)
+	p, a, b, err := ln.startTrio(lab, false)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -98,3 +98,29 @@ func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
 	}
 	return nil
 }
+
+// startTrio starts the two NAT checks' nodes on lab: P, public at
+// 203.0.113.10:4433, and A and B behind twoNATs' routers (MASQUERADE-like
+// and symmetric). With join, A and B bootstrap from P; without, they
+// start alone.
+func (l *labNodes) startTrio(lab *netlab.Network, join bool) (p, a, b *mycelium.Node, err error) {
+	pubHost, err := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hostA, hostB := twoNATs(lab)
+	if p, err = l.start(pubHost, 4433, nil); err != nil {
+		return nil, nil, nil, err
+	}
+	var boot []mycelium.Peer
+	if join {
+		boot = []mycelium.Peer{{ID: p.ID(), Addr: p.LocalAddr()}}
+	}
+	if a, err = l.start(hostA, 0, boot); err != nil {
+		return nil, nil, nil, err
+	}
+	if b, err = l.start(hostB, 0, boot); err != nil {
+		return nil, nil, nil, err
+	}
+	return p, a, b, nil
+}

@@ -46,19 +46,7 @@ func TestSynctestCircuitDial(t *testing.T) {
 				n.Close()
 			}
 		}()
-		ln, err := b.Listen("echo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { io.Copy(c, c); c.Close() }()
-			}
-		}()
+		serveLabEcho(t, b)
 		waitFor(t, "A to know B's record as symmetric-NATed, with neighbours", func() bool {
 			r, ok := a.Lookup(b.ID())
 			return ok && !r.Inbound && r.Mapping.String() == "address-and-port-dependent" && r.Filtering.String() == "address-and-port-dependent" &&

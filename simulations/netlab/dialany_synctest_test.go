@@ -94,19 +94,7 @@ func TestSynctestDialAnyID(t *testing.T) {
 			if boot == nil {
 				boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
 			}
-			l, err := n.Listen("echo")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(c, c); c.Close() }()
-				}
-			}()
+			serveLabEcho(t, n)
 		}
 		// Polled every 100 ms (virtual) for up to 10 minutes: with
 		// hundreds of nodes a poll is costly and the registry takes a few

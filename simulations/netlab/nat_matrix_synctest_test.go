@@ -126,16 +126,7 @@ func runPair(t *testing.T, a, b natClass, seed uint64) pairResult {
 			return n
 		}
 		na, nb := place(a, 0), place(b, 1)
-		ln, _ := nb.Listen("echo")
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { io.Copy(c, c); c.Close() }()
-			}
-		}()
+		serveLabEcho(t, nb)
 		known := func(n *mycelium.Node, c natClass) bool {
 			s := n.Stats().NAT
 			return s.Public == c.public && s.Mapping == c.behavior().Mapping.String() && s.Filtering == c.behavior().Filtering.String()

@@ -69,19 +69,7 @@ func TestSynctestHolePunch(t *testing.T) {
 				n.Close()
 			}
 		}()
-		ln, err := b.Listen("echo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { io.Copy(c, c); c.Close() }()
-			}
-		}()
+		serveLabEcho(t, b)
 		waitFor(t, "A to know B's record behind its NAT", func() bool {
 			r, ok := a.Lookup(b.ID())
 			return ok && !r.Inbound && len(r.Reflexive) > 0 && r.Mapping.String() == "endpoint-independent" &&
@@ -127,4 +115,22 @@ func TestSynctestHolePunch(t *testing.T) {
 		}
 		t.Logf("direct connection to B at %s, %v (virtual) after Dial; the simultaneous dial took %v", path, took, time.Duration(st.PunchDialMicros)*time.Microsecond)
 	})
+}
+
+// serveLabEcho echoes every stream to n's "echo" service until n closes.
+func serveLabEcho(t *testing.T, n *mycelium.Node) {
+	t.Helper()
+	l, err := n.Listen("echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
 }
