@@ -412,7 +412,17 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 			var pc *peerConn
 			var err error
 			if rec, ok := n.needsPunch(id); ok {
-				pc, err = n.punch(ctx, tr, id, rec)
+				pctx, pcancel := ctx, context.CancelFunc(func() {})
+				if circuitAllowed(ctx) {
+					// Leave the circuit time: a punch whose coordination
+					// stalls must not use up the whole dial.
+					pctx, pcancel = context.WithTimeout(ctx, punchBudget)
+				}
+				pc, err = n.punch(pctx, tr, id, rec)
+				pcancel()
+				if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+					err = fmt.Errorf("%w %s: the hole punch took longer than %v", ErrNoDirectPath, id.Short(), punchBudget)
+				}
 				if errors.Is(err, ErrNoDirectPath) && circuitAllowed(ctx) {
 					n.log.Debug("no direct path, trying a circuit", "peer", id.Short(), "err", err)
 					if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {

@@ -50,6 +50,9 @@ const (
 	maxPunchTargets    = 8                      // punches this node answers at once
 	maxRelayedMessages = 4                      // frames relayed per direction
 	dialStagger        = 250 * time.Millisecond // between the dials to a peer's candidates
+	// punchBudget bounds a punch before a user's Dial turns to a circuit:
+	// one coordinated try plus its simultaneous dial.
+	punchBudget = punchDialTimeout + time.Second
 )
 
 // ErrNoDirectPath: the target's NAT and ours cannot be hole-punched (by

@@ -68,7 +68,7 @@ func TestCircuitAcrossSymmetricNATs(t *testing.T) {
 
 	payload := make([]byte, 1<<20)
 	rand.Read(payload)
-	got, stderr, err := a.tryCLI(payload, "dial", b.id+"/echo")
+	got, stderr, err := a.tryCLI(payload, "dial", "--timeout", "30s", b.id+"/echo")
 	if err != nil {
 		t.Fatalf("dial B by ID: %v: %s", err, stderr)
 	}
