@@ -286,6 +286,17 @@ func (o *overlay) natDone(d nat.Done) {
 	if st.mapping == registry.NATUnknown && !st.public && len(o.natObservers()) > st.observers {
 		next = natWait // more observers are known now (the registry is still filling)
 	}
+	// An endpoint-dependent verdict is checked twice more, soon, against
+	// other observers: on Linux one observer's stray packet can remap our
+	// port toward it alone (a conntrack collision) and fake one.
+	if st.mapping == registry.NATAddressDependent || st.mapping == registry.NATAddressAndPortDependent {
+		if o.natConfirms < 2 {
+			o.natConfirms++
+			next = natWait
+		}
+	} else {
+		o.natConfirms = 0
+	}
 	o.armNATRound(next)
 	o.checkHomes()
 }

@@ -42,13 +42,14 @@ type overlay struct {
 	reg *registry.Machine
 	rng *rand.Rand // the driver's own choices (rejoin targets)
 	// onionPub is the node's X25519 circuit key, published in its record.
-	onionPub []byte
-	prober   *nat.Prober      // reflexive address discovery
-	nat      natState         // what the last discovery round found
-	natGen   int              // bumped to cancel the armed discovery round
-	local    []netip.AddrPort // local addresses at the last check (natdriver.go)
-	homes    []NodeID         // home relays we hold links to (circuits.go)
-	homing   bool             // a home relay search is under way
+	onionPub    []byte
+	prober      *nat.Prober      // reflexive address discovery
+	nat         natState         // what the last discovery round found
+	natGen      int              // bumped to cancel the armed discovery round
+	natConfirms int              // quick re-checks of an endpoint-dependent verdict so far
+	local       []netip.AddrPort // local addresses at the last check (natdriver.go)
+	homes       []NodeID         // home relays we hold links to (circuits.go)
+	homing      bool             // a home relay search is under way
 
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
