@@ -123,17 +123,36 @@ func (s *circuitState) setEnd(c *relay.Circuit, cc *circuitConn) {
 	s.ends[c] = cc
 }
 
-// sendCircuitData sends one circuit packet to peer on cid.
-func (n *Node) sendCircuitData(peer NodeID, cid uint32, pkt []byte) error {
+// sendCircuitData sends the circuit datagram d to peer, relabelled for
+// cid: d is a datagram as ParseCircuitData reads it, whose packet a relay
+// has just re-layered in place, or a buffer an end sealed into after
+// wire.CircuitDataHeader spare bytes. quic-go copies d, so the caller
+// may reuse it at once.
+func (n *Node) sendCircuitData(peer NodeID, cid uint32, d []byte) error {
 	pc := n.peers.active(peer)
 	if pc == nil || pc.via != nil {
 		return errors.New("no direct link")
 	}
-	d, err := wire.AppendCircuitData(make([]byte, 0, wire.CircuitDataHeader+len(pkt)), cid, pkt)
+	d, err := wire.AppendCircuitData(d[:0], cid, d[wire.CircuitDataHeader:])
 	if err != nil {
 		return err
 	}
 	return pc.qc.SendDatagram(d)
+}
+
+// datagramBufs holds the buffers the ends seal their packets into.
+var datagramBufs = sync.Pool{New: func() any { return new([wire.MaxCircuitData]byte) }}
+
+// sendSealed seals payload with seal into a pooled buffer and sends it to
+// peer on cid.
+func (n *Node) sendSealed(peer NodeID, cid uint32, seal func(dst, payload []byte) ([]byte, error), payload []byte) error {
+	buf := datagramBufs.Get().(*[wire.MaxCircuitData]byte)
+	defer datagramBufs.Put(buf)
+	d, err := seal(buf[:wire.CircuitDataHeader], payload)
+	if err != nil {
+		return err
+	}
+	return n.sendCircuitData(peer, cid, d)
 }
 
 // readDatagrams carries the circuit datagrams that arrive on pc: relayed
@@ -155,12 +174,12 @@ func (n *Node) readDatagrams(pc *peerConn) {
 			switch c.Kind {
 			case relay.KindRelay:
 				if c.AllowForward(now, len(pkt)) && c.Keys.Forward(pkt) == nil {
-					n.sendCircuitData(c.Next, c.NextCID, pkt)
+					n.sendCircuitData(c.Next, c.NextCID, d)
 				}
 			case relay.KindTerminal:
 				if cc := cs.end(c); cc != nil {
 					if p, err := c.Term.Open(pkt); err == nil {
-						cc.deliver(append([]byte(nil), p...))
+						n.deliverEnd(cc, p) // d is ours: quic-go allocates every datagram it hands over
 					}
 				}
 			}
@@ -170,17 +189,25 @@ func (n *Node) readDatagrams(pc *peerConn) {
 			switch c.Kind {
 			case relay.KindRelay:
 				if c.AllowBackward(now, len(pkt)) && c.Keys.Backward(pkt) == nil {
-					n.sendCircuitData(c.Prev, c.PrevCID, pkt)
+					n.sendCircuitData(c.Prev, c.PrevCID, d)
 				}
 			case relay.KindInitiator:
 				if cc := cs.end(c); cc != nil {
 					if p, err := c.Init.Open(pkt); err == nil {
-						cc.deliver(append([]byte(nil), p...))
+						n.deliverEnd(cc, p)
 					}
 				}
 			}
 			continue
 		}
+		n.stats.circuitDropped.Add(1)
+	}
+}
+
+// deliverEnd hands an opened packet to an end's inner QUIC, counting it
+// as dropped when the end's queue is full.
+func (n *Node) deliverEnd(cc *circuitConn, p []byte) {
+	if !cc.deliver(p) {
 		n.stats.circuitDropped.Add(1)
 	}
 }
@@ -309,11 +336,7 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	}
 	defer cs.table.Close(ec, wire.ReasonClosed)
 	cc := newCircuitConn(circuitAddr{id: n.id}, circuitAddr{via: prev.Short()}, func(b []byte) error {
-		pkt, err := term.Seal(nil, b)
-		if err != nil {
-			return err
-		}
-		return n.sendCircuitData(prev, cid, pkt)
+		return n.sendSealed(prev, cid, term.Seal, b)
 	})
 	cs.setEnd(ec, cc)
 	defer cs.setEnd(ec, nil)
@@ -480,11 +503,7 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 	first, cid, init := relays[0].id, bc.ic.NextCID, bc.init
 	remote := circuitAddr{id: target.id, via: viaString(bc.via)}
 	cc := newCircuitConn(circuitAddr{id: n.id}, remote, func(b []byte) error {
-		pkt, err := init.Seal(nil, b)
-		if err != nil {
-			return err
-		}
-		return n.sendCircuitData(first, cid, pkt)
+		return n.sendSealed(first, cid, init.Seal, b)
 	})
 	cs.setEnd(bc.ic, cc)
 	tr, err := n.circuitTransport(cc)

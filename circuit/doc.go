@@ -51,9 +51,11 @@
 // # Data packets
 //
 // Every data packet is | nu (16) | body |, and its size never changes
-// along the path. A relay's layer is, forward, body ^= ChaCha20(kf,
-// nonce nu[:12], block counter 0) then nu = AES-256(pf, nu); backward
-// the same with kb and pb. nu is therefore rewritten by a keyed
+// along the path. A relay's layer is, forward, body ^= AES-256-CTR(sf,
+// counter block nu[:12] || 0^32) then nu = AES-256(pf, nu); backward
+// the same with sb and pb. (The body stream is AES-CTR rather than
+// ChaCha20 for speed: crypto/aes uses AES-NI, while x/crypto's plain
+// ChaCha20 has no amd64 assembly.) nu is therefore rewritten by a keyed
 // permutation at every hop and the body re-encrypted, so one packet's
 // header and body differ on every link and bytes seen on two links do
 // not match.
@@ -141,7 +143,7 @@
 // protected by the inner QUIC/TLS. The initiator and target
 // authenticate each other inside, through QUIC/TLS, not here; the onion
 // only ensures that each hop is whoever holds the onion key the
-// initiator chose. A ChaCha20 nonce at a relay is 96 bits of a
+// initiator chose. A CTR nonce at a relay is 96 bits of a
 // permuted header, so nonces may repeat after about 2^48 packets on
 // one circuit; circuits should be rebuilt long before that (and must
 // be when Seal returns ErrExhausted).

@@ -48,9 +48,7 @@ func (c *Initiator) Seal(dst, payload []byte) ([]byte, error) {
 	for i := len(c.relays) - 1; i >= 0; i-- {
 		r := c.relays[i]
 		r.pf.Decrypt(nu[:], nu[:])
-		if err := xorStream(&r.kf, nu[:12], body); err != nil {
-			return dst, err
-		}
+		xorCTR(r.sf, nu[:12], body)
 	}
 	copy(pkt, nu[:])
 	return out, nil
@@ -112,9 +110,7 @@ func (c *Initiator) unwrap(pkt []byte) (uint64, []byte, error) {
 	// received, which keyed its stream, then go on toward the terminal.
 	for _, r := range c.relays {
 		r.pb.Decrypt(nu[:], nu[:])
-		if err := xorStream(&r.kb, nu[:12], body); err != nil {
-			return 0, nil, err
-		}
+		xorCTR(r.sb, nu[:12], body)
 	}
 	c.keys.bwdPRP.Decrypt(nu[:], nu[:])
 	ctr, err := parseCounterBlock(&nu)

@@ -1,6 +1,8 @@
 package circuit
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -78,6 +80,18 @@ func xorStream(key *[keySize]byte, nonce []byte, buf []byte) error {
 	}
 	c.XORKeyStream(buf, buf)
 	return nil
+}
+
+// xorCTR XORs body in place with the AES-256-CTR keystream of block,
+// starting from the counter block | nonce (12) | 0 (4) |. A data packet's
+// body is at most maxPkt bytes, so the 32-bit block counter never wraps
+// into the nonce. The data layer uses AES because crypto/aes runs on
+// AES-NI, where x/crypto's plain ChaCha20 has no amd64 assembly and cost
+// a fifth of a relay's CPU.
+func xorCTR(block cipher.Block, nonce []byte, body []byte) {
+	var iv [aes.BlockSize]byte
+	copy(iv[:12], nonce)
+	cipher.NewCTR(block, iv[:]).XORKeyStream(body, body)
 }
 
 // zeroNonce is the ChaCha20 nonce of the header stream; each rho is used

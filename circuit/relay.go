@@ -6,26 +6,26 @@ import (
 	"fmt"
 )
 
-// RelayKeys are one relay's data-layer keys for one circuit: a ChaCha20
-// key and an AES-256 permutation for each direction. A relay gets them
+// RelayKeys are one relay's data-layer keys for one circuit: an AES-256
+// stream key and an AES-256 permutation for each direction. A relay gets them
 // from Peel and keeps them for the circuit's lifetime. They hold no
 // state, so one RelayKeys may be used from several goroutines.
 type RelayKeys struct {
-	kf, kb [keySize]byte // body stream keys, forward and backward
-	pf, pb cipher.Block  // header permutations, forward and backward
+	sf, sb cipher.Block // body stream keys (AES-256-CTR), forward and backward
+	pf, pb cipher.Block // header permutations, forward and backward
 }
 
 // newRelayKeys expands a relay's data keys from its hop's HKDF
 // pseudorandom key.
 func newRelayKeys(prk []byte) (*RelayKeys, error) {
 	k := &RelayKeys{}
-	var pf, pb [keySize]byte
+	var sf, sb, pf, pb [keySize]byte
 	for _, e := range []struct {
 		label string
 		out   []byte
 	}{
-		{"relay fwd stream", k.kf[:]},
-		{"relay bwd stream", k.kb[:]},
+		{"relay fwd stream", sf[:]},
+		{"relay bwd stream", sb[:]},
 		{"relay fwd prp", pf[:]},
 		{"relay bwd prp", pb[:]},
 	} {
@@ -34,6 +34,12 @@ func newRelayKeys(prk []byte) (*RelayKeys, error) {
 		}
 	}
 	var err error
+	if k.sf, err = newPRP(sf[:]); err != nil {
+		return nil, err
+	}
+	if k.sb, err = newPRP(sb[:]); err != nil {
+		return nil, err
+	}
 	if k.pf, err = newPRP(pf[:]); err != nil {
 		return nil, err
 	}
@@ -44,7 +50,7 @@ func newRelayKeys(prk []byte) (*RelayKeys, error) {
 }
 
 // newPRP returns AES-256 keyed with key, used as a permutation of the
-// 16-byte header.
+// 16-byte header or as a CTR stream key.
 func newPRP(key []byte) (cipher.Block, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
@@ -54,37 +60,34 @@ func newPRP(key []byte) (cipher.Block, error) {
 }
 
 // Forward applies this relay's layer to a packet going from the initiator
-// to the target, in place: body ^= ChaCha20(kf, nonce = nu[:12], counter
-// 0), then nu = AES(pf, nu). It neither checks nor learns anything
+// to the target, in place: body ^= AES-256-CTR(sf, nu[:12] || 0^32), then nu = AES(pf, nu). It neither checks nor learns anything
 // about the payload. A packet shorter than Overhead or longer than
 // Overhead+MaxPayload is refused with ErrBadPacket and left unchanged.
 func (k *RelayKeys) Forward(pkt []byte) error {
 	if k == nil || k.pf == nil {
 		return fmt.Errorf("%w: nil relay keys", ErrBadArgument)
 	}
-	return relayLayer(&k.kf, k.pf, pkt)
+	return relayLayer(k.sf, k.pf, pkt)
 }
 
 // Backward applies this relay's layer to a packet going from the target
-// to the initiator, in place: body ^= ChaCha20(kb, nonce = nu[:12],
-// counter 0), then nu = AES(pb, nu). Sizes are checked as in Forward.
+// to the initiator, in place: body ^= AES-256-CTR(sb, nu[:12] ||
+// 0^32), then nu = AES(pb, nu). Sizes are checked as in Forward.
 func (k *RelayKeys) Backward(pkt []byte) error {
 	if k == nil || k.pb == nil {
 		return fmt.Errorf("%w: nil relay keys", ErrBadArgument)
 	}
-	return relayLayer(&k.kb, k.pb, pkt)
+	return relayLayer(k.sb, k.pb, pkt)
 }
 
-// relayLayer XORs the body with the stream for key and the incoming nu,
+// relayLayer XORs the body with the stream for the incoming nu,
 // then permutes nu with prp.
-func relayLayer(key *[keySize]byte, prp cipher.Block, pkt []byte) error {
+func relayLayer(stream, prp cipher.Block, pkt []byte) error {
 	if err := checkPacketSize(pkt); err != nil {
 		return err
 	}
 	nu := pkt[:nuSize]
-	if err := xorStream(key, nu[:12], pkt[nuSize:]); err != nil {
-		return err
-	}
+	xorCTR(stream, nu[:12], pkt[nuSize:])
 	prp.Encrypt(nu, nu)
 	return nil
 }

@@ -57,11 +57,11 @@
 // Memory is an estimate, charged per circuit and refused with
 // ReasonMemory when the sum would pass MaxMemory: for a relayed circuit
 // its struct, its entries in the table's three maps at their worst
-// load, and its RelayKeys, 1856 bytes; for an end its struct, two map
-// entries and the end's crypto state (up to a five-hop Initiator), 6976
-// bytes. BenchmarkTableMemoryPerCircuit measures about 1670 bytes per
-// idle relayed circuit including keys (1120 of them keys) at 10,000
-// circuits, and TestCostCoversMeasured checks that the estimate covers
+// load, and its RelayKeys, 2880 bytes; for an end its struct, two map
+// entries and the end's crypto state (up to a five-hop Initiator),
+// 10816 bytes. BenchmarkTableMemoryPerCircuit measures about 2660 bytes
+// per idle relayed circuit including keys (2112 of them keys: four
+// AES-256 key schedules) at 10,000 circuits, and TestCostCoversMeasured checks that the estimate covers
 // the measurements. The table's share of a forwarded datagram (lookup
 // and rate limit) is about 70 ns (BenchmarkLookupAndAllow).
 //

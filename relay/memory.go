@@ -20,14 +20,15 @@ const (
 	// at 450 circuits). Rounded up.
 	mapEntryBytes = 128
 	// relayKeysBytes is a circuit.RelayKeys as Peel allocates it: the
-	// struct and two AES-256 ciphers with their expanded keys, 1120
-	// bytes measured (go1.26, amd64), rounded up.
-	relayKeysBytes = 1152
+	// struct and four AES-256 ciphers (two CTR stream keys, two header
+	// permutations) with their expanded keys, 2105 bytes measured
+	// (go1.26, amd64), rounded up.
+	relayKeysBytes = 2176
 	// endBytes is a circuit.Terminal (about 1440 bytes measured) or a
-	// five-hop circuit.Initiator (about 5980), whichever is larger, as
+	// five-hop circuit.Initiator (about 9940), whichever is larger, as
 	// BenchmarkEndMemory measures, rounded up. The node holds the end;
 	// the table charges it for the circuit.
-	endBytes = 6400
+	endBytes = 10240
 
 	// relayCost is a relayed circuit: the struct, its entries in byPrev,
 	// byNext and perPrev (one per circuit in the worst case, every
