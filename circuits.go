@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -60,6 +61,33 @@ type circuitState struct {
 	// CREATE costs an X25519 and a MAC (about 85 µs) before the relay
 	// table's limits can say no, so a peer must not send them freely.
 	setups *simplelru.LRU[NodeID, *setupBucket]
+	// badRelays holds when relays on failed paths failed, at most
+	// setupPeers of them.
+	badRelays *simplelru.LRU[NodeID, time.Time]
+	random    *mrand.Rand // path ties; guarded by mu
+}
+
+// failed notes that a path through relay id failed at now.
+func (s *circuitState) failed(id NodeID, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.badRelays.Add(id, now)
+}
+
+// failedLately reports whether a path through id failed less than
+// relayAvoidTime before now.
+func (s *circuitState) failedLately(id NodeID, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.badRelays.Peek(id)
+	return ok && now.Sub(at) < relayAvoidTime
+}
+
+// rng returns a random source for one path choice.
+func (s *circuitState) rng() *mrand.Rand {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return mrand.New(mrand.NewPCG(s.random.Uint64(), s.random.Uint64()))
 }
 
 // Setup rate per previous hop: setupRate a second, bursts of setupBurst;
@@ -103,8 +131,13 @@ func newCircuitState(key *Key, res relay.Resources) (*circuitState, error) {
 	if err != nil {
 		return nil, err
 	}
+	bad, err := simplelru.NewLRU[NodeID, time.Time](setupPeers, nil)
+	if err != nil {
+		return nil, err
+	}
 	return &circuitState{table: t, key: key.OnionKey(), replay: circuit.NewReplayCache(1 << 16),
-		ends: map[*relay.Circuit]*circuitConn{}, setups: setups}, nil
+		ends: map[*relay.Circuit]*circuitConn{}, setups: setups, badRelays: bad,
+		random: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}, nil
 }
 
 func (s *circuitState) end(c *relay.Circuit) *circuitConn {
@@ -369,26 +402,59 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	}
 }
 
-// circuitRelay picks the relay of a one-hop circuit to rec's node: one of
-// its published neighbours or home relays that takes inbound connections
-// and has an onion key, a connected one first.
-func (n *Node) circuitRelay(rec registry.Record) (registry.Record, bool) {
-	var cands []registry.Record
-	for _, r := range slices.Concat(rec.HomeRelays, rec.Neighbors) {
-		if r == n.id || r == rec.ID {
-			continue
-		}
-		if rr, ok := n.Lookup(r); ok && rr.Inbound && rr.OnionKey != [32]byte{} {
-			if pc := n.peers.active(r); pc != nil && pc.via == nil {
-				return rr, true
-			}
-			cands = append(cands, rr)
-		}
+// candidateOf is what path selection needs of a record: the links it
+// holds are its neighbours and its home relays.
+func candidateOf(r registry.Record) circuit.Candidate {
+	return circuit.Candidate{
+		ID: r.ID, OnionKey: r.OnionKey, Inbound: r.Inbound, Relay: r.Relay,
+		Capacity: r.RelayCapacity, Load: r.RelayLoad,
+		Links: nodeIDs(slices.Concat(r.Neighbors, r.HomeRelays)),
 	}
-	if len(cands) == 0 {
-		return registry.Record{}, false
+}
+
+// nodeIDs converts node IDs to circuit's.
+func nodeIDs(ids []NodeID) []circuit.NodeID {
+	out := make([]circuit.NodeID, len(ids))
+	for i, id := range ids {
+		out[i] = id
 	}
-	return cands[0], true
+	return out
+}
+
+// relayAvoidTime is how long a relay whose path failed is left out of
+// new paths.
+const relayAvoidTime = time.Minute
+
+// circuitPath chooses the relays of a circuit to target from the
+// records we hold, leaving out those in avoid and those that failed
+// lately.
+func (n *Node) circuitPath(target NodeID, avoid []NodeID) ([]hopRef, error) {
+	recs := n.Records()
+	cands := make([]circuit.Candidate, 0, len(recs))
+	for _, r := range recs {
+		cands = append(cands, candidateOf(r))
+	}
+	g := circuit.NewGraph(cands)
+	now := time.Now()
+	cs := n.circ
+	ids, err := g.Select(circuit.PathQuery{
+		Self: n.id, Target: target, MinRelays: n.cfg.CircuitRelays,
+		Linked: func(id circuit.NodeID) bool {
+			pc := n.peers.active(id)
+			return pc != nil && pc.via == nil
+		},
+		Avoid: func(id circuit.NodeID) bool { return slices.Contains(avoid, id) || cs.failedLately(id, now) },
+		Rand:  cs.rng(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	hops := make([]hopRef, len(ids))
+	for i, id := range ids {
+		c, _ := g.Candidate(id)
+		hops[i] = hopRef{id: id, onion: c.OnionKey}
+	}
+	return hops, nil
 }
 
 // ErrCircuitRefused: a hop refused to build the circuit; the error says
@@ -403,16 +469,39 @@ type hopRef struct {
 
 func recHop(r registry.Record) hopRef { return hopRef{id: r.ID, onion: r.OnionKey} }
 
-// dialCircuit opens a connection to rec's node through a one-hop circuit.
+// dialCircuit opens a connection to rec's node through a circuit of at
+// least Config.CircuitRelays relays, trying up to circuit.PathAttempts
+// paths. A relay on a path that failed is avoided for the rest of the
+// dial, and by later dials for relayAvoidTime.
 func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn, error) {
 	if rec.OnionKey == [32]byte{} {
 		return nil, fmt.Errorf("%w %s: it publishes no onion key", ErrNoDirectPath, rec.ID.Short())
 	}
-	rrec, ok := n.circuitRelay(rec)
-	if !ok {
-		return nil, fmt.Errorf("%w %s: no relay among its neighbours", ErrNoDirectPath, rec.ID.Short())
+	var avoid []NodeID
+	var last error
+	for range circuit.PathAttempts {
+		relays, err := n.circuitPath(rec.ID, avoid)
+		if err != nil {
+			if last == nil {
+				return nil, fmt.Errorf("%w %s: %v", ErrNoDirectPath, rec.ID.Short(), err)
+			}
+			break
+		}
+		pc, err := n.dialVia(ctx, relays, recHop(rec))
+		if err == nil {
+			return pc, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+		for _, h := range relays {
+			avoid = append(avoid, h.id)
+			n.circ.failed(h.id, time.Now())
+		}
+		n.log.Debug("circuit path failed; trying another", "peer", rec.ID.Short(), "err", err)
 	}
-	return n.dialVia(ctx, []hopRef{recHop(rrec)}, recHop(rec))
+	return nil, last
 }
 
 // builtCircuit is a circuit this node set up, before the connection
@@ -606,25 +695,18 @@ func (o *overlay) checkHomes() {
 	if len(keep) == len(o.homes) && len(keep) >= maxHomes {
 		return
 	}
-	var relays, others []NodeID
+	var cands []circuit.Candidate
 	for _, r := range o.reg.Records(time.Now()) {
-		if r.ID == o.n.id || !r.Inbound || r.OnionKey == [32]byte{} || slices.Contains(keep, r.ID) {
-			continue
-		}
-		if r.Relay {
-			relays = append(relays, r.ID)
-		} else {
-			others = append(others, r.ID)
+		if !slices.Contains(keep, r.ID) {
+			cands = append(cands, candidateOf(r))
 		}
 	}
-	o.rng.Shuffle(len(relays), func(i, j int) { relays[i], relays[j] = relays[j], relays[i] })
-	o.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
-	cands := append(relays, others...)
+	order := circuit.HomeOrder(cands, o.n.id, o.rng)
 	o.homing = true
 	n := o.n
 	n.spawn(func() {
 		homes := keep
-		for _, id := range cands {
+		for _, id := range order {
 			if len(homes) >= maxHomes {
 				break
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mycelium-net/mycelium/broadcast"
+	"github.com/mycelium-net/mycelium/circuit"
 	"github.com/mycelium-net/mycelium/membership"
 	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/relay"
@@ -68,6 +69,16 @@ type Config struct {
 	// Where it is too large for a path (the two NATs are one hop apart)
 	// the peer counts the openers it receives (punch_openers_seen).
 	PunchTTL int
+
+	// CircuitRelays is the fewest relays a circuit this node builds has
+	// (1 to circuit.MaxRelays). A longer path is taken only when the
+	// target is not reachable with fewer. Default circuit.DefaultRelays,
+	// 1: a circuit exists to reach a node no direct path reaches, one
+	// relay holding a link to the target does that, and every further
+	// relay costs a link of latency and about a quarter of the
+	// throughput. Set 2 or more so that no single relay learns both ends
+	// (see the threat model in package circuit).
+	CircuitRelays int
 
 	// Resources bounds what peers can make the node hold.
 	Resources Resources
@@ -130,6 +141,7 @@ func DefaultConfig() Config {
 		KeepAlive:           15 * time.Second,
 		StreamHeaderTimeout: 10 * time.Second,
 		PunchTTL:            2,
+		CircuitRelays:       circuit.DefaultRelays,
 		Resources:           DefaultResources(),
 		RelayResources:      relay.DefaultResources(),
 		Membership:          membership.DefaultConfig(),
@@ -176,6 +188,8 @@ func (c *Config) Validate() error {
 		return bad("StreamHeaderTimeout must be positive, got %v", c.StreamHeaderTimeout)
 	case c.PunchTTL < 0 || c.PunchTTL > 255:
 		return bad("PunchTTL must be 0 (no openers) to 255, got %d", c.PunchTTL)
+	case c.CircuitRelays < 1 || c.CircuitRelays > circuit.MaxRelays:
+		return bad("CircuitRelays must be 1 to %d, got %d", circuit.MaxRelays, c.CircuitRelays)
 	case c.Resources.MaxPeers <= 0:
 		return bad("Resources.MaxPeers must be positive, got %d", c.Resources.MaxPeers)
 	case c.Resources.MaxStreamsPerPeer <= 0:

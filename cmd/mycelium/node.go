@@ -28,6 +28,7 @@ type fileConfig struct {
 	LogLevel         string   `json:"log_level"`
 	HandshakeTimeout duration `json:"handshake_timeout"`
 	PunchTTL         *int     `json:"punch_ttl"`
+	CircuitRelays    int      `json:"circuit_relays"`
 }
 
 // duration is a time.Duration written as "5s" in JSON.
@@ -87,10 +88,11 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	listen := fs.String("listen", "0.0.0.0:4242", "UDP address to listen on")
 	bootstrap := fs.String("bootstrap", "", "peers to connect to at start: ID@HOST:PORT[,ID@HOST:PORT...]")
 	ctl := fs.String("control", control.DefaultAddr(), "control API address: unix:PATH or loopback HOST:PORT (env "+control.EnvControl+")")
-	configPath := fs.String("config", "", "JSON config file (keys: key, listen, bootstrap, control, relay, log_level, handshake_timeout, punch_ttl)")
+	configPath := fs.String("config", "", "JSON config file (keys: key, listen, bootstrap, control, relay, log_level, handshake_timeout, punch_ttl, circuit_relays)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	handshake := fs.Duration("handshake-timeout", 5*time.Second, "bound on a QUIC handshake; dials to silent addresses fail after this")
 	punchTTL := fs.Int("punch-ttl", mycelium.DefaultConfig().PunchTTL, "IP time to live of the packets that open our NAT before a hole punch (0: send none)")
+	circuitRelays := fs.Int("circuit-relays", mycelium.DefaultConfig().CircuitRelays, "fewest relays in a circuit this node builds (more only when the target needs them)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -117,6 +119,7 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 		apply("log-level", fc.LogLevel != "", func() { *logLevel = fc.LogLevel })
 		apply("handshake-timeout", fc.HandshakeTimeout != 0, func() { *handshake = time.Duration(fc.HandshakeTimeout) })
 		apply("punch-ttl", fc.PunchTTL != nil, func() { *punchTTL = *fc.PunchTTL })
+		apply("circuit-relays", fc.CircuitRelays != 0, func() { *circuitRelays = fc.CircuitRelays })
 		relay = relay || fc.Relay
 	}
 
@@ -139,6 +142,7 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	cfg.Relay = relay
 	cfg.HandshakeTimeout = *handshake
 	cfg.PunchTTL = *punchTTL
+	cfg.CircuitRelays = *circuitRelays
 	cfg.Logger = log
 	for _, p := range splitList(*bootstrap) {
 		peer, err := mycelium.ParsePeer(p)
