@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/relay"
+	"github.com/quic-go/quic-go"
 )
 
 // Circuits (issue 7, first cut). When no direct path to a node can be
@@ -65,6 +65,38 @@ type circuitState struct {
 	// setupPeers of them.
 	badRelays *simplelru.LRU[NodeID, time.Time]
 	random    *mrand.Rand // path ties; guarded by mu
+	// gone holds, for each circuit a goroutine serves, a channel closed
+	// when the table closes the circuit from outside that goroutine: a
+	// sweep, a lost link, the end of a drain.
+	gone map[*relay.Circuit]chan struct{}
+}
+
+// watch returns the channel closed when c is ended by ended.
+func (s *circuitState) watch(c *relay.Circuit) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.gone[c] = ch
+	return ch
+}
+
+// unwatch forgets c's channel.
+func (s *circuitState) unwatch(c *relay.Circuit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.gone, c)
+}
+
+// ended wakes the goroutines serving circuits the table has just closed.
+func (s *circuitState) ended(cs []*relay.Circuit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cs {
+		if ch, ok := s.gone[c]; ok {
+			close(ch)
+			delete(s.gone, c)
+		}
+	}
 }
 
 // failed notes that a path through relay id failed at now.
@@ -136,7 +168,7 @@ func newCircuitState(key *Key, res relay.Resources) (*circuitState, error) {
 		return nil, err
 	}
 	return &circuitState{table: t, key: key.OnionKey(), replay: circuit.NewReplayCache(1 << 16),
-		ends: map[*relay.Circuit]*circuitConn{}, setups: setups, badRelays: bad,
+		ends: map[*relay.Circuit]*circuitConn{}, setups: setups, badRelays: bad, gone: map[*relay.Circuit]chan struct{}{},
 		random: mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))}, nil
 }
 
@@ -210,7 +242,7 @@ func (n *Node) readDatagrams(pc *peerConn) {
 					n.sendCircuitData(c.Next, c.NextCID, d)
 				}
 			case relay.KindTerminal:
-				if cc := cs.end(c); cc != nil {
+				if cc := cs.end(c); cc != nil && c.AllowForward(now, len(pkt)) { // counts and keeps it from idling; no limit at ends
 					if p, err := c.Term.Open(pkt); err == nil {
 						n.deliverEnd(cc, p) // d is ours: quic-go allocates every datagram it hands over
 					}
@@ -225,7 +257,7 @@ func (n *Node) readDatagrams(pc *peerConn) {
 					n.sendCircuitData(c.Prev, c.PrevCID, d)
 				}
 			case relay.KindInitiator:
-				if cc := cs.end(c); cc != nil {
+				if cc := cs.end(c); cc != nil && c.AllowBackward(now, len(pkt)) {
 					if p, err := c.Init.Open(pkt); err == nil {
 						n.deliverEnd(cc, p)
 					}
@@ -253,6 +285,48 @@ func writeCircuitMsg(c net.Conn, m wire.CircuitMsg) error {
 	_, err = c.Write(b)
 	return err
 }
+
+// destroyWait bounds the write of a DESTROY to a hop that stopped
+// reading.
+const destroyWait = time.Second
+
+// sendDestroy tells the hop at the other end of setup stream c that the
+// circuit it knows as cid is gone, and why. It does not wait long: the
+// stream's close says the same without the reason.
+func sendDestroy(c net.Conn, cid uint32, reason byte) {
+	c.SetWriteDeadline(time.Now().Add(destroyWait))
+	writeCircuitMsg(c, wire.CircuitMsg{Type: wire.CircuitDestroy, ID: cid, Reason: reason})
+}
+
+// awaitDestroy reads setup stream c until the other hop ends the circuit
+// and returns the reason: its DESTROY's; ReasonNoRoute when the link
+// that carries the stream is lost; ReasonClosed when the stream closes or
+// carries anything else.
+func awaitDestroy(c net.Conn) byte {
+	m, err := wire.ReadCircuitMsg(c)
+	switch {
+	case err != nil && linkLost(err):
+		return wire.ReasonNoRoute
+	case err != nil || m.Type != wire.CircuitDestroy:
+		return wire.ReasonClosed
+	}
+	return m.Reason
+}
+
+// linkLost reports whether a stream error is its connection's end rather
+// than the stream's own.
+func linkLost(err error) bool {
+	var (
+		app   *quic.ApplicationError
+		idle  *quic.IdleTimeoutError
+		reset *quic.StatelessResetError
+		trans *quic.TransportError
+	)
+	return errors.As(err, &app) || errors.As(err, &idle) || errors.As(err, &reset) || errors.As(err, &trans)
+}
+
+// errCircuitGone is the close reason of a connection whose circuit ended.
+func circuitGoneMsg(reason byte) string { return "circuit closed: " + wire.ReasonString(reason) }
 
 // serveCircuit answers a CircuitService stream from a previous hop.
 func (n *Node) serveCircuit(c net.Conn, from NodeID) {
@@ -331,13 +405,33 @@ func (n *Node) serveCircuit(c net.Conn, from NodeID) {
 	n.stats.circuitsRelayed.Add(1)
 	c.SetDeadline(time.Time{})
 	down.SetDeadline(time.Time{})
-	// The circuit lives while both setup streams do.
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(io.Discard, c); done <- struct{}{} }()
-	go func() { io.Copy(io.Discard, down); done <- struct{}{} }()
+	n.circuitLoadChanged()
+	defer n.circuitLoadChanged()
+	// The circuit lives while both setup streams do. Whichever side ends
+	// it, the other hears why.
+	gone := cs.watch(rc)
+	defer cs.unwatch(rc)
+	type ending struct {
+		fromPrev bool
+		reason   byte
+	}
+	done := make(chan ending, 2)
+	go func() { done <- ending{true, awaitDestroy(c)} }()
+	go func() { done <- ending{false, awaitDestroy(down)} }()
 	select {
-	case <-done:
+	case e := <-done:
+		cs.table.Close(rc, e.reason)
+		if e.fromPrev {
+			sendDestroy(down, rc.NextCID, e.reason)
+		} else {
+			sendDestroy(c, m.ID, e.reason)
+		}
+	case <-gone:
+		sendDestroy(c, m.ID, rc.Reason())
+		sendDestroy(down, rc.NextCID, rc.Reason())
 	case <-n.ctx.Done():
+		sendDestroy(c, m.ID, wire.ReasonClosed)
+		sendDestroy(down, rc.NextCID, wire.ReasonClosed)
 	}
 }
 
@@ -392,12 +486,19 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	pc := n.addConnVia(qc, id, false, []NodeID{prev})
 	n.log.Info("circuit accepted", "peer", id.Short(), "from", prev.Short())
 	// The circuit lives while the setup stream and the inner connection do.
-	closed := make(chan struct{})
-	go func() { io.Copy(io.Discard, c); close(closed) }()
+	gone := cs.watch(ec)
+	defer cs.unwatch(ec)
+	closed := make(chan byte, 1)
+	go func() { closed <- awaitDestroy(c) }()
 	select {
-	case <-closed:
-		pc.qc.CloseWithError(0, "circuit closed")
+	case r := <-closed:
+		cs.table.Close(ec, r)
+		pc.qc.CloseWithError(0, circuitGoneMsg(r))
+	case <-gone:
+		sendDestroy(c, cid, ec.Reason())
+		pc.qc.CloseWithError(0, circuitGoneMsg(ec.Reason()))
 	case <-qc.Context().Done():
+		sendDestroy(c, cid, wire.ReasonClosed)
 	case <-n.ctx.Done():
 	}
 }
@@ -611,9 +712,20 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 	pc := n.addConnVia(qc, target.id, true, bc.via)
 	n.stats.circuitsBuilt.Add(1)
 	n.log.Info("circuit built", "peer", target.id.Short(), "via", viaString(bc.via))
+	gone := cs.watch(bc.ic)
 	n.spawn(func() {
+		defer cs.unwatch(bc.ic)
+		closed := make(chan byte, 1)
+		go func() { closed <- awaitDestroy(bc.stream) }()
 		select {
+		case r := <-closed:
+			cs.table.Close(bc.ic, r)
+			qc.CloseWithError(0, circuitGoneMsg(r))
+		case <-gone:
+			sendDestroy(bc.stream, cid, bc.ic.Reason())
+			qc.CloseWithError(0, circuitGoneMsg(bc.ic.Reason()))
 		case <-qc.Context().Done():
+			sendDestroy(bc.stream, cid, wire.ReasonClosed)
 		case <-n.ctx.Done():
 		}
 		tr.Close()
@@ -726,4 +838,103 @@ func (o *overlay) checkHomes() {
 			}
 		})
 	})
+}
+
+// circuitSweepEvery is how often the node sweeps its circuit table: for
+// circuits idle past RelayResources.IdleTimeout and, when draining, those
+// left at the deadline.
+const circuitSweepEvery = 5 * time.Second
+
+// sweepCircuits runs until the node closes, ending the circuits each
+// sweep removes.
+func (n *Node) sweepCircuits() {
+	defer n.wg.Done()
+	t := time.NewTicker(circuitSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case now := <-t.C:
+			if gone := n.circ.table.Sweep(now); len(gone) > 0 {
+				n.circ.ended(gone)
+				n.circuitLoadChanged()
+			}
+		}
+	}
+}
+
+// circuitsPeerGone ends the circuits that ran over our last direct link
+// to peer.
+func (n *Node) circuitsPeerGone(peer NodeID) {
+	if gone := n.circ.table.PeerGone(peer); len(gone) > 0 {
+		n.log.Debug("circuits lost with their link", "peer", peer.Short(), "circuits", len(gone))
+		n.circ.ended(gone)
+		n.circuitLoadChanged()
+	}
+}
+
+// circuitLoadChanged re-publishes a relay's record, at most once per
+// registryRepublishDelay, when its load has moved a tenth of its
+// capacity (at least one circuit) from the load last published.
+func (n *Node) circuitLoadChanged() {
+	if !n.cfg.Relay || n.overlay == nil {
+		return
+	}
+	st := n.circ.table.Stats()
+	load := uint32(st.Relays)
+	if st.Draining {
+		load = uint32(n.cfg.RelayResources.MaxCircuits)
+	}
+	step := max(1, uint32(n.cfg.RelayResources.MaxCircuits/10))
+	o := n.overlay
+	o.post(func() {
+		if d := int64(load) - int64(o.publishedLoad); d >= int64(step) || -d >= int64(step) || (st.Draining && load != o.publishedLoad) {
+			o.viewChanged()
+		}
+	})
+}
+
+// Drain stops the node taking new circuits to relay and lets the
+// circuits it carries run until they end or RelayResources.DrainTimeout
+// passes, whichever is first, then ends those left with reason
+// "draining", which their ends see as their connection's close reason.
+// It publishes the node's record as full at once, so new paths leave it
+// out. It returns how many relayed circuits it ended at the deadline,
+// or ctx's error if ctx ended first (the drain goes on). Call it before
+// Close for a graceful shutdown; `mycelium relay` and `mycelium node` do
+// on SIGINT or SIGTERM.
+func (n *Node) Drain(ctx context.Context) (int, error) {
+	cs := n.circ
+	cs.table.Drain(time.Now())
+	if n.overlay != nil {
+		n.overlay.post(n.overlay.updateLocal)
+	}
+	deadline := time.Now().Add(n.cfg.RelayResources.DrainTimeout)
+	for {
+		if cs.table.Stats().Relays == 0 {
+			return 0, nil
+		}
+		if !time.Now().Before(deadline) {
+			var ended int
+			gone := cs.table.Sweep(time.Now())
+			for _, c := range gone {
+				if c.Kind == relay.KindRelay {
+					ended++
+				}
+			}
+			cs.ended(gone)
+			return ended, nil
+		}
+		t := time.NewTimer(min(time.Until(deadline), 100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-n.ctx.Done():
+			t.Stop()
+			return 0, net.ErrClosed
+		case <-t.C:
+		}
+	}
 }

@@ -150,7 +150,8 @@ func (n *Node) Start() error {
 	go n.serveInternal(ptl, n.servePunchTarget)
 	go n.serveInternal(npl, func(c net.Conn) { n.serveNATProbe(c, c.RemoteAddr().(Addr).ID) })
 	go n.serveInternal(npsl, n.serveNATProbeSend)
-	n.wg.Add(3 + len(n.cfg.Bootstrap))
+	n.wg.Add(4 + len(n.cfg.Bootstrap))
+	go n.sweepCircuits()
 	go n.acceptLoop()
 	go n.overlay.run(n.cfg.Bootstrap)
 	go func() {
@@ -371,6 +372,9 @@ func (n *Node) serveConn(pc *peerConn) {
 		n.peers.remove(pc)
 		if !n.peers.hasActive(pc.peer) {
 			n.overlay.peerGone(pc.peer)
+		}
+		if a := n.peers.active(pc.peer); pc.via == nil && (a == nil || a.via != nil) {
+			n.circuitsPeerGone(pc.peer) // our last direct link to it: the circuits over it cannot carry on
 		}
 	}()
 	for {

@@ -55,6 +55,7 @@ type overlay struct {
 	links          map[NodeID]*overlayLink
 	timers         map[*time.Timer]struct{}
 	republishArmed bool // a re-publication of our record is scheduled
+	publishedLoad  uint32 // the RelayLoad in the record we published last
 	alone          int  // lonely checks in a row that found the active view empty
 
 	snap atomic.Pointer[overlaySnapshot]

@@ -119,8 +119,15 @@ func (o *overlay) updateLocal() {
 		HomeRelays: slices.Clone(o.homes),
 	}
 	if o.n.cfg.Relay {
-		r.RelayCapacity = uint32(o.n.cfg.Resources.MaxPeers)
-		r.RelayLoad = uint32(len(o.n.peers.snapshot()))
+		// Capacity and load are circuits: what path selection weighs. A
+		// draining relay says it is full, so paths leave it out.
+		st := o.n.circ.table.Stats()
+		r.RelayCapacity = uint32(o.n.cfg.RelayResources.MaxCircuits)
+		r.RelayLoad = uint32(st.Relays)
+		if st.Draining {
+			r.RelayLoad = r.RelayCapacity
+		}
+		o.publishedLoad = r.RelayLoad
 	}
 	copy(r.OnionKey[:], o.onionPub)
 	outs, err := o.reg.SetLocal(time.Now(), r)

@@ -179,12 +179,31 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	case err = <-serveErr:
 		log.Error("control API stopped", "err", err)
 	}
+	if relayed := countRelayed(n); relayed > 0 {
+		// Give the circuits we carry time to end or move; new ones are
+		// refused meanwhile. The drain has its own deadline
+		// (RelayResources.DrainTimeout).
+		log.Info("draining relayed circuits", "circuits", relayed, "deadline", cfg.RelayResources.DrainTimeout)
+		ended, derr := n.Drain(context.Background())
+		log.Info("drained", "ended_at_deadline", ended, "err", derr)
+	}
 	srv.Close()
 	closeErr := n.Close()
 	if strings.HasPrefix(*ctl, "unix:") {
 		os.Remove(strings.TrimPrefix(*ctl, "unix:"))
 	}
 	return errors.Join(err, closeErr)
+}
+
+// countRelayed returns how many circuits n carries for others.
+func countRelayed(n *mycelium.Node) int {
+	k := 0
+	for _, c := range n.Circuits() {
+		if c.Role == "relay" {
+			k++
+		}
+	}
+	return k
 }
 
 func splitList(s string) []string {
