@@ -478,6 +478,15 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 				return nil, ctx.Err()
 			}
 		default:
+			// No address: a record with an onion key may still name
+			// relays that hold a link to it.
+			if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} && circuitAllowed(ctx) {
+				pc, err := n.dialCircuit(ctx, rec)
+				if err != nil {
+					return nil, fmt.Errorf("%w %s, and no circuit: %w", ErrNoAddress, id, err)
+				}
+				return pc, nil
+			}
 			return nil, fmt.Errorf("%w %s: give an address (ID@HOST:PORT) or connect to it first", ErrNoAddress, id)
 		}
 	}

@@ -138,6 +138,17 @@ func TestSynctestDialAnyID(t *testing.T) {
 			if err != nil {
 				failed++
 				t.Errorf("dial %d: node %d -> node %d: %v", d, a, b, err)
+				for _, p := range nodes[a].Stats().Peers {
+					if p.ID == nodes[b].ID() {
+						t.Logf("  the dialler's connection to it: path %s, via %v", p.Path, p.Via)
+					}
+				}
+				if rec, ok := nodes[a].Lookup(nodes[b].ID()); ok {
+					t.Logf("  its record at the dialler: inbound %v, NAT %v/%v, %d listen, %d reflexive, home relays %d, neighbours %d",
+						rec.Inbound, rec.Mapping, rec.Filtering, len(rec.Listen), len(rec.Reflexive), len(rec.HomeRelays), len(rec.Neighbors))
+				} else {
+					t.Logf("  the dialler holds no record of it")
+				}
 				continue
 			}
 			ttfb = append(ttfb, time.Since(start))
