@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -15,8 +16,9 @@ import (
 )
 
 // labCircuitNodes starts n nodes on one netlab (5 ms links, public
-// addresses), the relay ones with mutate applied.
-func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config)) []*Node {
+// addresses), each with mutate applied to its config (started: the nodes
+// started before it).
+func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config, started []*Node)) []*Node {
 	t.Helper()
 	cfg := netlab.DefaultConfig()
 	cfg.Link.Latency = 5 * time.Millisecond
@@ -39,7 +41,7 @@ func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config)) []*Node
 		c := DefaultConfig()
 		c.Key, c.PacketConn = key, pc
 		if mutate != nil {
-			mutate(i, &c)
+			mutate(i, &c, nodes)
 		}
 		nd, err := New(c)
 		if err != nil {
@@ -102,7 +104,7 @@ func wantClosedFor(t *testing.T, c net.Conn, reason string) {
 func TestSynctestRelayDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const drain = 20 * time.Second
-		ns := labCircuitNodes(t, 4, func(i int, c *Config) {
+		ns := labCircuitNodes(t, 4, func(i int, c *Config, _ []*Node) {
 			if i == 1 {
 				c.Relay = true
 				c.RelayResources.DrainTimeout = drain
@@ -179,5 +181,60 @@ func TestSynctestCircuitLinkLost(t *testing.T) {
 		if got := len(r.Circuits()); got != 0 {
 			t.Fatalf("the relay still lists %d circuits", got)
 		}
+	})
+}
+
+// TestSynctestDialRacesCircuit: a direct attempt that hangs (an address
+// from a stale record, say) holds a user's dial for circuitHeadStart
+// only: then a circuit starts alongside it, and a connection is returned
+// one circuit setup later while the direct attempt is still running.
+// (Here the target, which used a as a STUN observer, already holds a
+// direct link to it, so the built circuit yields to that link: the
+// check is on timing and on the circuit being built.)
+func TestSynctestDialRacesCircuit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// r first; a and the target join the overlay through it, so both
+		// are its neighbours and their records say so.
+		ns := labCircuitNodes(t, 3, func(i int, c *Config, started []*Node) {
+			if i > 0 {
+				c.Bootstrap = []Peer{{ID: started[0].ID(), Addr: started[0].LocalAddr()}}
+			}
+		})
+		r, a, target := ns[0], ns[1], ns[2]
+		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) { // virtual time
+			if rec, ok := a.Lookup(target.ID()); ok && slices.Contains(rec.Neighbors, r.ID()) {
+				break
+			}
+			if time.Now().After(deadline) {
+				rec, ok := a.Lookup(target.ID())
+				t.Fatalf("after 5 virtual minutes a holds the target's record %v: %+v", ok, rec)
+			}
+		}
+		hung := make(chan struct{})
+		direct := func(ctx context.Context) (*peerConn, error) {
+			<-ctx.Done()
+			close(hung)
+			return nil, ctx.Err()
+		}
+		ctx, cancel := context.WithCancel(withCircuits(context.Background()))
+		start := time.Now()
+		pc, err := a.raceCircuit(ctx, target.ID(), direct)
+		took := time.Since(start)
+		if err != nil || pc == nil {
+			t.Fatalf("raceCircuit: %v", err)
+		}
+		if got := a.Stats().Counters.CircuitsBuilt; got != 1 {
+			t.Fatalf("a built %d circuits, want 1", got)
+		}
+		if took < circuitHeadStart || took > circuitHeadStart+time.Second {
+			t.Fatalf("the circuit came after %v; want it started at %v, with one setup after", took, circuitHeadStart)
+		}
+		select {
+		case <-hung:
+			t.Fatal("the direct attempt was cancelled when the circuit won; it should run on")
+		default:
+		}
+		cancel()
+		<-hung
 	})
 }

@@ -703,6 +703,18 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 		return nil, err
 	}
 	qc, err := tr.Dial(ctx, remote, target.id)
+	if err == nil {
+		n.stats.circuitsBuilt.Add(1)
+		if a := n.peers.active(target.id); a != nil && a.via == nil {
+			// A direct connection came up meanwhile (a punch racing
+			// this circuit): it is the better path.
+			qc.CloseWithError(0, "direct connection won")
+			cs.setEnd(bc.ic, nil)
+			tr.Close()
+			bc.close(n)
+			return a, nil
+		}
+	}
 	if err != nil {
 		cs.setEnd(bc.ic, nil)
 		tr.Close()
@@ -710,7 +722,6 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 		return nil, err
 	}
 	pc := n.addConnVia(qc, target.id, true, bc.via)
-	n.stats.circuitsBuilt.Add(1)
 	n.log.Info("circuit built", "peer", target.id.Short(), "via", viaString(bc.via))
 	gone := cs.watch(bc.ic)
 	n.spawn(func() {

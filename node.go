@@ -413,44 +413,26 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 		case pc != nil:
 			return pc, nil
 		case mustDial:
-			var pc *peerConn
-			var err error
+			var direct func(context.Context) (*peerConn, error)
 			if rec, ok := n.needsPunch(id); ok {
-				pctx, pcancel := ctx, context.CancelFunc(func() {})
-				if circuitAllowed(ctx) {
-					// Leave the circuit time: a punch whose coordination
-					// stalls must not use up the whole dial.
-					pctx, pcancel = context.WithTimeout(ctx, punchBudget)
-				}
-				pc, err = n.punch(pctx, tr, id, rec)
-				pcancel()
-				if err != nil && pctx.Err() != nil && ctx.Err() == nil {
-					err = fmt.Errorf("%w %s: the hole punch took longer than %v", ErrNoDirectPath, id.Short(), punchBudget)
-				}
-				if errors.Is(err, ErrNoDirectPath) && circuitAllowed(ctx) {
-					n.log.Debug("no direct path, trying a circuit", "peer", id.Short(), "err", err)
-					if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
-						pc, err = cpc, nil
-					} else {
-						err = fmt.Errorf("%w; no circuit either: %w", err, cerr)
+				direct = func(ctx context.Context) (*peerConn, error) {
+					pctx, pcancel := ctx, context.CancelFunc(func() {})
+					if circuitAllowed(ctx) {
+						// Leave the circuit time: a punch whose
+						// coordination stalls must not use up the dial.
+						pctx, pcancel = context.WithTimeout(ctx, punchBudget)
 					}
+					defer pcancel()
+					pc, err := n.punch(pctx, tr, id, rec)
+					if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+						err = fmt.Errorf("%w %s: the hole punch took longer than %v", ErrNoDirectPath, id.Short(), punchBudget)
+					}
+					return pc, err
 				}
 			} else {
-				pc, err = n.dialAddrs(ctx, tr, id, addrs)
-				if err != nil && !errors.Is(err, ErrIdentityMismatch) && ctx.Err() == nil && circuitAllowed(ctx) {
-					// Its addresses did not answer (a record that does
-					// not know its NAT yet, say): a circuit may reach it.
-					// Not after an identity mismatch: whoever gave that
-					// address should hear of it.
-					if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} {
-						if cpc, cerr := n.dialCircuit(ctx, rec); cerr == nil {
-							pc, err = cpc, nil
-						} else {
-							err = fmt.Errorf("%w; no circuit either: %w", err, cerr)
-						}
-					}
-				}
+				direct = func(ctx context.Context) (*peerConn, error) { return n.dialAddrs(ctx, tr, id, addrs) }
 			}
+			pc, err := n.raceCircuit(ctx, id, direct)
 			n.peers.finishDial(id, call, err)
 			if err != nil {
 				n.stats.dialsFailed.Add(1)
@@ -490,6 +472,87 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 			return nil, fmt.Errorf("%w %s: give an address (ID@HOST:PORT) or connect to it first", ErrNoAddress, id)
 		}
 	}
+}
+
+// circuitHeadStart is how long a direct attempt (a punch, or a dial of
+// the addresses a record gives) runs alone before a user's dial also
+// starts a circuit. A punch on a path of a few hundred milliseconds'
+// round trip is done by then; an address that does not answer (a stale
+// record) would hold the dial for a whole handshake timeout.
+const circuitHeadStart = time.Second
+
+// raceCircuit runs direct and returns its connection, unless circuits are
+// allowed (a user's dial) and the peer's record publishes an onion key:
+// then a circuit is started too, when direct fails (but not for an
+// identity mismatch, which whoever gave the address should hear of) or
+// after circuitHeadStart, and the first connection up is returned. A
+// direct attempt still running when the circuit wins goes on in the
+// background while ctx lasts: if it connects, the new direct connection
+// replaces the circuit for new streams, and the circuit's streams finish
+// on it.
+func (n *Node) raceCircuit(ctx context.Context, id NodeID, direct func(context.Context) (*peerConn, error)) (*peerConn, error) {
+	rec, ok := n.Lookup(id)
+	if !circuitAllowed(ctx) || !ok || rec.OnionKey == [32]byte{} {
+		return direct(ctx)
+	}
+	type result struct {
+		pc      *peerConn
+		err     error
+		circuit bool
+	}
+	results := make(chan result, 2)
+	run := func(circuit bool, f func() (*peerConn, error)) {
+		if !n.spawn(func() {
+			pc, err := f()
+			results <- result{pc, err, circuit}
+		}) {
+			results <- result{nil, net.ErrClosed, circuit}
+		}
+	}
+	run(false, func() (*peerConn, error) { return direct(ctx) })
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	startCircuit := func() { run(true, func() (*peerConn, error) { return n.dialCircuit(cctx, rec) }) }
+	head := time.NewTimer(circuitHeadStart)
+	defer head.Stop()
+	var directErr, circuitErr error
+	started, pending := false, 1
+	for pending > 0 {
+		select {
+		case <-head.C:
+			if !started {
+				started, pending = true, pending+1
+				n.log.Debug("direct dial still running; starting a circuit too", "peer", id.Short())
+				startCircuit()
+			}
+			continue
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				if !r.circuit && started {
+					ccancel() // the circuit is not needed
+				}
+				return r.pc, nil
+			}
+			if r.circuit {
+				circuitErr = r.err
+				continue
+			}
+			directErr = r.err
+			if errors.Is(r.err, ErrIdentityMismatch) || ctx.Err() != nil {
+				return nil, r.err
+			}
+			if !started {
+				n.log.Debug("no direct path, trying a circuit", "peer", id.Short(), "err", r.err)
+				started, pending = true, pending+1
+				startCircuit()
+			}
+		}
+	}
+	if circuitErr == nil {
+		return nil, directErr
+	}
+	return nil, fmt.Errorf("%w; no circuit either: %w", directErr, circuitErr)
 }
 
 // dialAddrs tries each address in turn and returns the first connection.
