@@ -27,14 +27,18 @@ func runSim(ctx context.Context, e *env, args []string) error {
 			"(derived from them) and the memory of a full registry. With --nat-mix each\n"+
 			"node is also given a NAT behaviour, and the summary adds what nat.CanPunch\n"+
 			"(the node's own decision) says of every pair: the theory's verdict, not a\n"+
-			"measured punch. Prints a summary\n"+
+			"measured punch. With --circuit-dials N, N dials by node ID follow the\n"+
+			"broadcasts, each direct where nat.CanPunch says a path opens, else over a\n"+
+			"circuit chosen by the node's own path selection, among --relays dedicated\n"+
+			"relays of which a --relay-fail fraction crash after the records are taken.\n"+
+			"Prints a summary\n"+
 			"(or one JSON object with --json); --report DIR also writes sim.json and an\n"+
 			"HTML page with plots. A scenario file holds the same settings as the flags,\n"+
 			"as JSON keys with '_' for '-' (unknown keys refused); flags given on the\n"+
 			"command line win over the file. The same seed gives the same run.")
 	sc := overlay.DefaultScenario()
 	sc.RegisterFlags(fs.FlagSet)
-	asJSON := fs.Bool("json", false, "print one JSON object (keys: nodes, seed, connected, reliability, rmr, ldh, heal_seconds, wall_seconds, sim_seconds, broadcasts[...], overlay, invariants, registry{...}, nat{...}, ...)")
+	asJSON := fs.Bool("json", false, "print one JSON object (keys: nodes, seed, connected, reliability, rmr, ldh, heal_seconds, wall_seconds, sim_seconds, broadcasts[...], overlay, invariants, registry{...}, nat{...}, circuits{...}, ...)")
 	report := fs.String("report", "", "write sim.json and index.html (with SVG plots) into this `directory`")
 	tracePath := fs.String("trace", "", "write the engine's event trace to this `file`, one line per event (slow and large)")
 	pos, err := parse(fs, args)

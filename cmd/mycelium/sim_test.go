@@ -97,6 +97,43 @@ func TestSimRegistry(t *testing.T) {
 	}
 }
 
+// TestSimCircuits: --circuit-dials adds the circuit phase, in the JSON
+// and in the summary.
+func TestSimCircuits(t *testing.T) {
+	home := shortTempDir(t)
+	mix := "public:0.3,eim-apdf:0.4,apdm-apdf:0.3"
+	r := cli(t, home, nil, "sim", "--nodes", "150", "--broadcasts", "1", "--nat-mix", mix,
+		"--relays", "3", "--relay-fail", "0.34", "--circuit-dials", "200", "--json")
+	if r.code != 0 {
+		t.Fatalf("sim: %+v", r)
+	}
+	var got struct {
+		Circuits map[string]any `json:"circuits"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Circuits == nil {
+		t.Fatalf("sim --json printed %q: %v", r.stdout, err)
+	}
+	c := got.Circuits
+	for _, k := range []string{"at_seconds", "dials", "succeeded", "failed", "success_rate", "direct", "circuit", "hops_histogram",
+		"attempts_histogram", "failures", "relays", "relays_failed", "relay_circuits", "unpunchable_links"} {
+		if _, ok := c[k]; !ok {
+			t.Errorf("no circuits key %q in %s", k, r.stdout)
+		}
+	}
+	num := func(k string) float64 { f, _ := c[k].(float64); return f }
+	if num("dials") != 200 || num("succeeded")+num("failed") != 200 || num("direct")+num("circuit") != num("succeeded") ||
+		num("circuit") == 0 || num("relays") != 3 || num("relays_failed") != 1 || num("success_rate") <= 0 || num("success_rate") > 1 {
+		t.Errorf("circuits %v: want 200 dials, succeeded + failed = dials, direct + circuit = succeeded, some circuits, 3 relays, 1 failed", c)
+	}
+	r = cli(t, home, nil, "sim", "--nodes", "100", "--broadcasts", "1", "--nat-mix", mix, "--relays", "2", "--circuit-dials", "50")
+	if r.code != 0 || !strings.Contains(r.stdout, "circuit dials: direct / circuit") || !strings.Contains(r.stdout, "dedicated relays") {
+		t.Fatalf("summary: %+v", r)
+	}
+	if r := cli(t, home, nil, "sim", "--nodes", "10", "--relays", "11"); r.code == 0 || !strings.Contains(r.stderr, "relays 11") {
+		t.Fatalf("11 relays of 10 nodes: %+v", r)
+	}
+}
+
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

@@ -133,6 +133,21 @@ func drawNAT(seed uint64, n int, mix []NATShare) []uint8 {
 	return out
 }
 
+// publicNodes counts the nodes of class public; every node is public
+// when there is no mix.
+func publicNodes(class []uint8, mix []NATShare) int {
+	if mix == nil {
+		return len(class)
+	}
+	n := 0
+	for _, c := range class {
+		if mix[c].Class == "public" {
+			n++
+		}
+	}
+	return n
+}
+
 func pickShare(rng *rand.Rand, mix []NATShare) uint8 {
 	u := rng.Float64()
 	last := 0

@@ -60,6 +60,10 @@ svg text{font:12px system-ui,sans-serif;fill:#333}
 		b.WriteString("<h2>NAT mix: hole-punching theory</h2>\n<p>What nat.CanPunch (the node's decision function) says from each class (row) to each other (column), for the nodes drawn from the mix: the theory's verdict, what the protocol would attempt, not a measured punch.</p>\n")
 		b.WriteString(natTable(r.NAT))
 	}
+	if r.Circuits != nil {
+		b.WriteString("<h2>Circuit dials</h2>\n<p>Dials by node ID after the broadcasts, each direct where nat.CanPunch says a path opens, else over a circuit chosen by the node's path selection, up to circuit.PathAttempts paths.</p>\n")
+		b.WriteString(circuitTable(r.Circuits))
+	}
 	fmt.Fprintf(&b, "<p>Trace SHA-256: <code>%s</code></p>\n</body></html>\n", r.TraceSHA256)
 	return b.String()
 }
@@ -96,6 +100,9 @@ func SummaryRows(r *Result) [][2]string {
 	}
 	if g := r.NAT; g != nil {
 		rows = append(rows, natRows(g)...)
+	}
+	if g := r.Circuits; g != nil {
+		rows = append(rows, circuitRows(g)...)
 	}
 	inv := "ok"
 	if !r.Invariants.OK {

@@ -54,6 +54,8 @@ type Result struct {
 	// NAT is the theory's verdict on the nodes' NAT mix, with
 	// Scenario.NATMix.
 	NAT *NATResult `json:"nat,omitempty"`
+	// Circuits is the circuit phase, with Scenario.CircuitDials.
+	Circuits *CircuitResult `json:"circuits,omitempty"`
 	// TraceSHA256 is the engine's trace hash: the same scenario and seed
 	// give the same hash.
 	TraceSHA256 string   `json:"trace_sha256"`
@@ -223,8 +225,11 @@ func (s *Sim) result(wall time.Duration) (*Result, error) {
 		}
 		r.Registry = reg
 	}
-	if mix, _ := ParseNATMix(s.sc.NATMix); mix != nil {
-		r.NAT = natResult(mix, drawNAT(s.sc.Seed, s.sc.Nodes, mix))
+	if s.natMix != nil {
+		r.NAT = natResult(s.natMix, s.natClass)
+	}
+	if s.circ != nil {
+		r.Circuits = s.circ.result()
 	}
 	h := s.eng.TraceHash()
 	r.TraceSHA256 = hex.EncodeToString(h[:])

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/mycelium-net/mycelium/circuit"
 )
 
 // Scenario is one simulation run: a JSON file, or the flags of `mycelium
@@ -30,13 +32,21 @@ import (
 //
 // RegistryUpdates > 0 gives every node a registry.Machine (and a real
 // Ed25519 key, whose public key is its node ID) and adds a registry phase
-// after the drain of the last broadcast: RegistryUpdates distinct random
-// live nodes publish their record, one every RegistryInterval, and the run
-// drains for Drain after the last (see registry.go).
+// after the drain of the last broadcast (and of the circuit phase, with
+// CircuitDials): RegistryUpdates distinct random live nodes publish their
+// record, one every RegistryInterval, and the run drains for Drain after
+// the last (see registry.go).
 //
 // NATMix gives each node a NAT behaviour and adds to the Result what
 // nat.CanPunch says of every pair (see nat_mix.go); it changes nothing in
 // the run itself.
+//
+// CircuitDials > 0 adds a circuit phase after the last broadcast's drain
+// (and before the registry phase, which then starts one Drain later):
+// the nodes' records are taken, a RelayFail fraction of the Relays
+// dedicated relays crash, and CircuitDials dials by node ID follow at
+// that instant, each direct or over a circuit as the node would choose
+// (see circuits.go). The run drains for Drain after it.
 type Scenario struct {
 	Nodes            int      `json:"nodes"`
 	Seed             uint64   `json:"seed"`
@@ -65,6 +75,10 @@ type Scenario struct {
 	RegistryUpdates  int      `json:"registry_updates"`
 	RegistryInterval Duration `json:"registry_interval"`
 	NATMix           string   `json:"nat_mix"`
+	CircuitDials     int      `json:"circuit_dials"`
+	Relays           int      `json:"relays"`
+	RelayFail        float64  `json:"relay_fail"`
+	CircuitRelays    int      `json:"circuit_relays"`
 }
 
 // fields lists each field with its flag name and help, in the order
@@ -99,6 +113,10 @@ func (s *Scenario) fields() []field {
 		{"registry-updates", intValue{&s.RegistryUpdates}, "`number` of nodes that publish their signed record after the broadcasts' drain, one every registry-interval; every node runs the registry (0: no registry)"},
 		{"registry-interval", &s.RegistryInterval, "`time` between two record publications"},
 		{"nat-mix", stringValue{&s.NATMix}, "`mix` of NAT behaviours drawn for the nodes, such as public:0.2,eim-apdf:0.5,apdm-apdf:0.3 (public, or eim|adm|apdm-eif|adf|apdf); reports what nat.CanPunch says of every pair (theory, not a measured punch; empty: none)"},
+		{"circuit-dials", intValue{&s.CircuitDials}, "`number` of dials by node ID after the broadcasts' drain, each from a random live node to another: direct where nat.CanPunch says a path opens, else over a circuit that the node's own path selection picks (0: none)"},
+		{"relays", intValue{&s.Relays}, "`number` of dedicated relays, drawn among the public nodes (with circuit-dials)"},
+		{"relay-fail", floatValue{&s.RelayFail}, "`fraction` of the dedicated relays that crash after the records are taken, just before the circuit dials (0 to 1)"},
+		{"circuit-relays", intValue{&s.CircuitRelays}, fmt.Sprintf("fewest relays per circuit, as the node's --circuit-relays (`number`, 1 to %d)", circuit.MaxRelays)},
 	}
 }
 
@@ -128,6 +146,7 @@ func DefaultScenario() Scenario {
 		ConnectTimeout:   Duration(2 * time.Second),
 		CheckEvery:       Duration(time.Second),
 		RegistryInterval: Duration(5 * time.Second),
+		CircuitRelays:    circuit.DefaultRelays,
 	}
 }
 
@@ -190,9 +209,23 @@ func (s *Scenario) Validate() error {
 		return bad("registry-updates %d, want 0..nodes (%d)", s.RegistryUpdates, s.Nodes)
 	case s.RegistryInterval <= 0:
 		return bad("registry-interval must be positive")
+	case s.CircuitDials < 0:
+		return bad("circuit-dials %d, want at least 0", s.CircuitDials)
+	case s.Relays < 0:
+		return bad("relays %d, want at least 0", s.Relays)
+	case !(s.RelayFail >= 0 && s.RelayFail <= 1):
+		return bad("relay-fail %v, want 0..1", s.RelayFail)
+	case s.CircuitRelays < 1 || s.CircuitRelays > circuit.MaxRelays:
+		return bad("circuit-relays %d, want 1..%d", s.CircuitRelays, circuit.MaxRelays)
 	}
-	if _, err := ParseNATMix(s.NATMix); err != nil {
+	mix, err := ParseNATMix(s.NATMix)
+	if err != nil {
 		return bad("%v", err)
+	}
+	if s.Relays > 0 {
+		if pub := publicNodes(drawNAT(s.Seed, s.Nodes, mix), mix); s.Relays > pub {
+			return bad("relays %d, but only %d of the %d nodes are public (nat-mix %q, seed %d)", s.Relays, pub, s.Nodes, s.NATMix, s.Seed)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/internal/identity"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/nat"
 	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/simulations/des"
 )
@@ -42,6 +43,11 @@ type Sim struct {
 	bcCfg  broadcast.Config
 	rng    *rand.Rand // the scenario's choices: contacts, victims, senders
 	reg    *regSim    // the registry phase, or nil
+	circ   *circSim   // the circuit phase, or nil
+
+	natMix   []NATShare     // the NAT mix, or nil
+	natClass []uint8        // each node's class, an index into natMix
+	natBeh   []nat.Behavior // the behaviour of each class of natMix
 
 	ids   []identity.NodeID
 	peers []membership.Peer
@@ -136,6 +142,16 @@ func New(sc Scenario, opt Options) (*Sim, error) {
 		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 4242)
 		s.peers[i] = membership.Peer{ID: s.ids[i], Addrs: []netip.AddrPort{addr}}
 	}
+	if s.natMix, _ = ParseNATMix(sc.NATMix); s.natMix != nil {
+		s.natClass = drawNAT(sc.Seed, sc.Nodes, s.natMix)
+		for _, m := range s.natMix {
+			b, _ := natBehavior(m.Class)
+			s.natBeh = append(s.natBeh, b)
+		}
+	}
+	if sc.CircuitDials > 0 {
+		s.circ = newCircSim(s)
+	}
 	for i := range s.nodes {
 		n, err := s.newNode(i)
 		if err != nil {
@@ -204,13 +220,24 @@ func (s *Sim) lastBroadcast() time.Duration {
 	return s.failTime() + time.Duration(max(s.sc.Broadcasts-1, 0))*s.sc.Interval.D()
 }
 
+// circuitStart is the time of the circuit phase: after the last
+// broadcast's drain, when the overlay has settled after a failure.
+func (s *Sim) circuitStart() time.Duration { return s.lastBroadcast() + s.sc.Drain.D() }
+
 // registryStart is the time of the first record publication: after the
-// last broadcast's drain, so that no other broadcast is under way.
-func (s *Sim) registryStart() time.Duration { return s.lastBroadcast() + s.sc.Drain.D() }
+// last broadcast's drain, so that no other broadcast is under way, and
+// after the circuit phase's, so that the overlay has healed from the
+// relays' crash.
+func (s *Sim) registryStart() time.Duration {
+	if s.circ != nil {
+		return s.circuitStart() + s.sc.Drain.D()
+	}
+	return s.circuitStart()
+}
 
 // End is the virtual time the run stops at.
 func (s *Sim) End() time.Duration {
-	end := s.lastBroadcast() + s.sc.Drain.D()
+	end := s.registryStart()
 	if s.sc.RegistryUpdates > 0 {
 		end = s.registryStart() + time.Duration(s.sc.RegistryUpdates-1)*s.sc.RegistryInterval.D() + s.sc.Drain.D()
 	}
@@ -256,6 +283,9 @@ func (s *Sim) schedule() {
 			e.At(at, s.churn)
 		}
 	}
+	if s.circ != nil {
+		e.At(s.circuitStart(), s.circ.run)
+	}
 	if s.reg != nil {
 		s.reg.start = s.registryStart()
 		for k := range sc.RegistryUpdates {
@@ -294,7 +324,14 @@ func (s *Sim) randomLive(i int) int {
 	return 0
 }
 
-// fail crashes a Fail fraction of the nodes at once, never the fixed sender.
+// spared reports whether node i is kept out of the failure and the
+// churn: the fixed sender, and the dedicated relays (which fail only by
+// Scenario.RelayFail).
+func (s *Sim) spared(i int) bool {
+	return i == s.sender || s.circ != nil && s.circ.relay[i]
+}
+
+// fail crashes a Fail fraction of the nodes at once, never a spared one.
 func (s *Sim) fail() {
 	n := int(s.sc.Fail*float64(s.sc.Nodes) + 0.5)
 	perm := s.rng.Perm(s.sc.Nodes)
@@ -302,7 +339,7 @@ func (s *Sim) fail() {
 		if n == 0 {
 			break
 		}
-		if i == s.sender || !s.eng.Alive(i) {
+		if s.spared(i) || !s.eng.Alive(i) {
 			continue
 		}
 		s.eng.Crash(i)
@@ -313,7 +350,7 @@ func (s *Sim) fail() {
 	s.watch()
 }
 
-// churn crashes one random live node (never the fixed sender) and restarts
+// churn crashes one random live node (never a spared one) and restarts
 // one random dead node, which joins again through a random live node.
 func (s *Sim) churn() {
 	var dead []int
@@ -322,7 +359,7 @@ func (s *Sim) churn() {
 			dead = append(dead, i)
 		}
 	}
-	if v := s.randomLive(-1); v != s.sender {
+	if v := s.randomLive(-1); !s.spared(v) {
 		s.eng.Crash(v)
 	}
 	if len(dead) > 0 {
