@@ -110,6 +110,13 @@ func TestSynctestDialAnyID(t *testing.T) {
 		}
 		for deadline := time.Now().Add(10 * time.Minute); !ready(); time.Sleep(100 * time.Millisecond) {
 			if time.Now().After(deadline) {
+				for i, n := range nodes {
+					st := n.Stats()
+					if st.Known < nodesN || (i >= public && (st.NAT.Public || st.NAT.Observers == 0)) {
+						t.Logf("node %d (%s) not ready: knows %d records, NAT public %v, observers %d, %d peers",
+							i, n.ID().Short(), st.Known, st.NAT.Public, st.NAT.Observers, len(st.Peers))
+					}
+				}
 				t.Fatal("not every node knew every record and its own NAT after 10 virtual minutes")
 			}
 		}
