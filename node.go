@@ -410,6 +410,12 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 	for {
 		pc, call, addrs, mustDial := n.peers.connOrDial(id)
 		switch {
+		case pc != nil && pc.qc.Context().Err() != nil:
+			// Closed (a circuit that ended, say) but not yet removed by
+			// serveConn: wait for that, then dial afresh.
+			if err := n.awaitReplacement(ctx, id, pc); err != nil {
+				return nil, err
+			}
 		case pc != nil:
 			return pc, nil
 		case mustDial:
@@ -453,6 +459,15 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 					// A plain dial may have failed because the peer sits
 					// behind a NAT we learnt of since: punch then.
 					if _, punch := n.needsPunch(id); !punch || errors.Is(call.err, ErrNoDirectPath) {
+						// No direct path: a user's dial may still take
+						// a circuit.
+						if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} && circuitAllowed(ctx) {
+							pc, err := n.dialCircuit(ctx, rec)
+							if err != nil {
+								return nil, fmt.Errorf("%w; no circuit either: %w", call.err, err)
+							}
+							return pc, nil
+						}
 						return nil, call.err
 					}
 				}

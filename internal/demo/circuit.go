@@ -3,9 +3,13 @@ package demo
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
@@ -72,4 +76,129 @@ func checkCircuit(ctx context.Context, _ []demoNode) Check {
 		return ch
 	}
 	return fail("A lists no connection to B")
+}
+
+// demoDrain is the drain deadline of the relays in the relay_drain check.
+const demoDrain = 2 * time.Second
+
+// checkRelayDrain runs two public relays, P and Q, and A and B behind
+// NATs as in checkCircuit. A reaches B over a circuit through one of
+// them, R, and keeps a stream open. R is asked to drain (as SIGTERM does
+// to `mycelium relay`): the stream keeps flowing until R's drain deadline
+// (demoDrain here), then ends with the reason "draining". A dials B
+// again, and the new circuit goes through the other relay: R published
+// itself as full and refuses new circuits.
+func checkRelayDrain(ctx context.Context, _ []demoNode) Check {
+	ch := Check{Name: "relay_drain"}
+	fail := func(format string, a ...any) Check {
+		ch.Detail = fmt.Sprintf(format, a...)
+		return ch
+	}
+	lab, err := netlab.New(netlab.DefaultConfig())
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer lab.Close()
+	var ln labNodes
+	var wg sync.WaitGroup
+	defer func() {
+		ln.close()
+		wg.Wait()
+	}()
+	relayCfg := func(c *mycelium.Config) {
+		c.Relay = true
+		c.RelayResources.DrainTimeout = demoDrain
+	}
+	hostP, _ := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+	hostQ, _ := lab.AddHost(netip.MustParseAddr("203.0.113.20"))
+	p, err := ln.startWith(hostP, 4433, nil, relayCfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	boot := []mycelium.Peer{{ID: p.ID(), Addr: p.LocalAddr()}}
+	q, err := ln.startWith(hostQ, 4433, boot, relayCfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	hostA, hostB := twoNATs(lab)
+	a, err := ln.start(hostA, 0, boot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	b, err := ln.start(hostB, 0, boot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	lb, _ := b.Listen("echo")
+	wg.Go(func() { echo.Serve(lb) })
+	err = waitFor(ctx, 60*time.Second, func() bool {
+		r, ok := a.Lookup(b.ID())
+		return ok && !r.Inbound && len(r.HomeRelays) == 2
+	})
+	if err != nil {
+		return fail("waiting for A to know B's record with two home relays: %v", err)
+	}
+	via := func() (mycelium.NodeID, bool) {
+		for _, peer := range a.Stats().Peers {
+			if peer.ID == b.ID() && peer.Path == "circuit" && len(peer.Via) == 1 {
+				return peer.Via[0], true
+			}
+		}
+		return mycelium.NodeID{}, false
+	}
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := a.Dial(dctx, b.ID(), "echo")
+	if err != nil {
+		return fail("A dials B by ID: %v", err)
+	}
+	defer c.Close()
+	first, ok := via()
+	if !ok {
+		return fail("A's connection to B is not a one-relay circuit")
+	}
+	r, other := p, q
+	if first == q.ID() {
+		r, other = q, p
+	}
+	msg := []byte("ping")
+	if _, err := c.Write(msg); err != nil {
+		return fail("write: %v", err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+		return fail("echo over the circuit: %v", err)
+	}
+	t0 := time.Now()
+	drained := make(chan error, 1)
+	go func() {
+		_, err := r.Drain(ctx)
+		drained <- err
+	}()
+	_, err = io.ReadAll(c) // the stream stays open until the drain ends it
+	ended := time.Since(t0)
+	if err == nil || !strings.Contains(err.Error(), "circuit closed: draining") {
+		return fail("A's stream over the draining relay ended with %v, want the reason draining", err)
+	}
+	if err := <-drained; err != nil {
+		return fail("Drain: %v", err)
+	}
+	t1 := time.Now()
+	c2, err := a.Dial(dctx, b.ID(), "echo")
+	if err != nil {
+		return fail("A dials B again after the drain: %v", err)
+	}
+	took := time.Since(t1)
+	err = echo.RoundTrip(c2, 16<<10)
+	c2.Close()
+	if err != nil {
+		return fail("echo over the new circuit: %v", err)
+	}
+	second, ok := via()
+	if !ok || second != other.ID() {
+		return fail("A's new connection to B goes via %s, want the other relay %s", second.Short(), other.ID().Short())
+	}
+	ch.OK = true
+	ch.Detail = fmt.Sprintf("relay %s drained: A's circuit to B flowed until the %v deadline and closed with reason draining after %v; A re-dialed B through %s in %v",
+		r.ID().Short(), demoDrain, ended.Round(time.Millisecond), other.ID().Short(), took.Round(time.Millisecond))
+	return ch
 }

@@ -34,6 +34,11 @@ type labNodes struct {
 
 // start runs a node on h at port (0: any) that bootstraps from boot.
 func (l *labNodes) start(h *netlab.Host, port uint16, boot []mycelium.Peer) (*mycelium.Node, error) {
+	return l.startWith(h, port, boot, nil)
+}
+
+// startWith is start with mutate applied to the node's config.
+func (l *labNodes) startWith(h *netlab.Host, port uint16, boot []mycelium.Peer, mutate func(*mycelium.Config)) (*mycelium.Node, error) {
 	pc, err := h.ListenPacket(port)
 	if err != nil {
 		return nil, err
@@ -45,6 +50,9 @@ func (l *labNodes) start(h *netlab.Host, port uint16, boot []mycelium.Peer) (*my
 	cfg := mycelium.DefaultConfig()
 	cfg.Key, cfg.PacketConn, cfg.Logger, cfg.Bootstrap = key, pc, slog.New(slog.DiscardHandler), boot
 	cfg.HandshakeTimeout = time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	n, err := mycelium.New(cfg)
 	if err == nil {
 		err = n.Start()
