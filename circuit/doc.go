@@ -5,7 +5,27 @@
 // onion and applies the per-hop layers to data packets, with replay
 // protection. It is sans-IO: no sockets, goroutines or clock; time comes
 // in as now and randomness from an io.Reader. The relay's link header
-// (circuit IDs) and the choice of path belong to the caller.
+// (circuit IDs) belongs to the caller.
+//
+// # Choosing a path
+//
+// A relay forwards only over links it already holds, so a path is a walk
+// in the graph the signed records describe: each record lists its
+// node's active-view neighbours and home relays, and a link counts both
+// ways. NewGraph indexes the records as Candidates and Graph.Select
+// walks back from the target: the last relay holds a link to it, each
+// relay one to the next, and the first is linked to the initiator or
+// takes inbound connections. It takes the fewest relays asked
+// (DefaultRelays, 1, and why, is on the constant) and more, up to
+// MaxRelays, only when the target is reachable no other way, as through
+// a NAT-bound neighbour of it behind a public node. It prefers a first
+// relay the initiator already holds a link to, announced relays and low
+// load; it leaves out relays at nine tenths of their announced capacity
+// unless nothing else remains, and whatever the caller's Avoid says (the
+// node avoids, for a minute, every relay of a path that failed, since it
+// cannot tell which hop did). A dial tries PathAttempts paths. HomeOrder
+// is the order in which a NAT-bound node tries its home relays. The
+// node and the simulator (simulations/overlay) both call these.
 //
 // # Path and keys
 //

@@ -87,6 +87,16 @@
 // while those it holds keep flowing for DrainTimeout, so their ends can
 // move elsewhere; after that Sweep returns them all for teardown.
 //
+// The node (mycelium.Node) drives a table this way: Sweep every 5 s,
+// PeerGone when its last direct link to a peer closes, Close when a hop's
+// setup stream ends, and Drain from Node.Drain (which `mycelium relay`
+// and `mycelium node` call on SIGTERM). Every circuit the table removes
+// is torn down with a DESTROY carrying its reason, hop by hop, and its
+// ends close the connection inside it with "circuit closed: REASON".
+// Until the connection can move to another path (the migration work),
+// "move elsewhere" means the ends redial; the draining relay publishes
+// itself as full, so new paths leave it out.
+//
 // # Concurrency
 //
 // A Table is safe for concurrent use. FromPrev and FromNext take a read
