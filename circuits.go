@@ -45,6 +45,12 @@ func withCircuits(ctx context.Context) context.Context {
 
 func circuitAllowed(ctx context.Context) bool { return ctx.Value(circuitsOK{}) != nil }
 
+// withoutCircuits returns ctx with circuits forbidden: a circuit's own
+// hops must be reached directly.
+func withoutCircuits(ctx context.Context) context.Context {
+	return context.WithValue(ctx, circuitsOK{}, nil)
+}
+
 // circuitPacket is the inner QUIC's fixed packet size: a 1200-byte packet
 // plus the circuit's 32 bytes and the link header's 5 fit the ~1243-byte
 // datagrams of a 1280-byte path.
@@ -76,6 +82,10 @@ func (s *circuitState) watch(c *relay.Circuit) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch := make(chan struct{})
+	if c.Reason() != 0 {
+		close(ch) // the table closed it before we watched
+		return ch
+	}
 	s.gone[c] = ch
 	return ch
 }
@@ -522,9 +532,13 @@ func nodeIDs(ids []NodeID) []circuit.NodeID {
 	return out
 }
 
-// relayAvoidTime is how long a relay whose path failed is left out of
-// new paths.
+// relayAvoidTime is how long a first relay we could not reach is left
+// out of new paths to any target.
 const relayAvoidTime = time.Minute
+
+// errFirstHop marks a circuit that failed because we could not reach its
+// first relay: the one failure a dial can pin on a relay.
+var errFirstHop = errors.New("mycelium: first relay unreachable")
 
 // circuitPath chooses the relays of a circuit to target from the
 // records we hold, leaving out those in avoid and those that failed
@@ -572,8 +586,9 @@ func recHop(r registry.Record) hopRef { return hopRef{id: r.ID, onion: r.OnionKe
 
 // dialCircuit opens a connection to rec's node through a circuit of at
 // least Config.CircuitRelays relays, trying up to circuit.PathAttempts
-// paths. A relay on a path that failed is avoided for the rest of the
-// dial, and by later dials for relayAvoidTime.
+// paths. Every relay of a path that failed is avoided for the rest of the
+// dial (we cannot tell which hop failed); a first relay we could not
+// reach at all is avoided by every dial for relayAvoidTime.
 func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn, error) {
 	if rec.OnionKey == [32]byte{} {
 		return nil, fmt.Errorf("%w %s: it publishes no onion key", ErrNoDirectPath, rec.ID.Short())
@@ -584,7 +599,7 @@ func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn,
 		relays, err := n.circuitPath(rec.ID, avoid)
 		if err != nil {
 			if last == nil {
-				return nil, fmt.Errorf("%w %s: %v", ErrNoDirectPath, rec.ID.Short(), err)
+				return nil, fmt.Errorf("%w %s: %w", ErrNoDirectPath, rec.ID.Short(), err)
 			}
 			break
 		}
@@ -598,7 +613,9 @@ func (n *Node) dialCircuit(ctx context.Context, rec registry.Record) (*peerConn,
 		}
 		for _, h := range relays {
 			avoid = append(avoid, h.id)
-			n.circ.failed(h.id, time.Now())
+		}
+		if errors.Is(err, errFirstHop) {
+			n.circ.failed(relays[0].id, time.Now())
 		}
 		n.log.Debug("circuit path failed; trying another", "peer", rec.ID.Short(), "err", err)
 	}
@@ -625,9 +642,14 @@ func (n *Node) buildCircuit(ctx context.Context, relays []hopRef, target hopRef)
 	if len(relays) == 0 {
 		return nil, errors.New("mycelium: a circuit needs a relay")
 	}
-	rpc, err := n.conn(ctx, relays[0].id)
+	rpc, err := n.conn(withoutCircuits(ctx), relays[0].id)
+	if err == nil && rpc.via != nil {
+		// A circuit of ours to the relay (an earlier user dial): its
+		// datagrams cannot carry another circuit's.
+		err = errors.New("our only connection to it is a circuit")
+	}
 	if err != nil {
-		return nil, fmt.Errorf("circuit relay %s: %w", relays[0].id.Short(), err)
+		return nil, fmt.Errorf("%w: circuit relay %s: %w", errFirstHop, relays[0].id.Short(), err)
 	}
 	var path []circuit.Hop
 	var via []NodeID
@@ -906,17 +928,19 @@ func (n *Node) circuitLoadChanged() {
 	})
 }
 
-// Drain stops the node taking new circuits to relay and lets the
-// circuits it carries run until they end or RelayResources.DrainTimeout
-// passes, whichever is first, then ends those left with reason
-// "draining", which their ends see as their connection's close reason.
-// It publishes the node's record as full at once, so new paths leave it
-// out. It returns how many relayed circuits it ended at the deadline,
-// or ctx's error if ctx ended first (the drain goes on). Call it before
+// Drain stops the node taking new circuits, to relay or to end here,
+// and lets the circuits it carries run until they end or
+// RelayResources.DrainTimeout passes, whichever is first; then it ends
+// those left with reason "draining", which their ends see as their
+// connection's close reason. It publishes the node's record as full at
+// once, so new paths leave it out. It returns how many circuits ended at
+// the deadline, or ctx's error if ctx ended first (the drain goes on,
+// and the node's sweep ends the rest at the deadline). Call it before
 // Close for a graceful shutdown; `mycelium relay` and `mycelium node` do
 // on SIGINT or SIGTERM.
 func (n *Node) Drain(ctx context.Context) (int, error) {
 	cs := n.circ
+	before := cs.table.Stats().Closed[wire.ReasonDraining]
 	cs.table.Drain(time.Now())
 	if n.overlay != nil {
 		n.overlay.post(n.overlay.updateLocal)
@@ -927,15 +951,10 @@ func (n *Node) Drain(ctx context.Context) (int, error) {
 			return 0, nil
 		}
 		if !time.Now().Before(deadline) {
-			var ended int
-			gone := cs.table.Sweep(time.Now())
-			for _, c := range gone {
-				if c.Kind == relay.KindRelay {
-					ended++
-				}
-			}
-			cs.ended(gone)
-			return ended, nil
+			cs.ended(cs.table.Sweep(time.Now()))
+			// The periodic sweep may have got there first: count the
+			// drain's closures, not this sweep's.
+			return int(cs.table.Stats().Closed[wire.ReasonDraining] - before), nil
 		}
 		t := time.NewTimer(min(time.Until(deadline), 100*time.Millisecond))
 		select {

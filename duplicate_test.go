@@ -154,6 +154,11 @@ func TestPickConn(t *testing.T) {
 		{"lo_view_both_inbound_newer_wins", lo, &peerConn{peer: hi, outbound: false}, &peerConn{peer: hi, outbound: false}, true, hi},
 		{"hi_view_both_outbound_newer_wins", hi, &peerConn{peer: lo, outbound: true}, &peerConn{peer: lo, outbound: true}, true, hi},
 		{"hi_view_both_inbound_newer_wins", hi, &peerConn{peer: lo, outbound: false}, &peerConn{peer: lo, outbound: false}, true, lo},
+		// A circuit and a direct connection: the direct one wins
+		// whoever dialed which, at both ends.
+		{"lo_view_new_direct_beats_old_circuit", lo, &peerConn{peer: hi, outbound: true, via: []NodeID{{7}}}, &peerConn{peer: hi, outbound: false}, true, hi},
+		{"hi_view_old_direct_beats_new_circuit", hi, &peerConn{peer: lo, outbound: true}, &peerConn{peer: lo, outbound: false, via: []NodeID{{7}}}, false, hi},
+		{"lo_view_old_direct_beats_new_circuit_by_lo", lo, &peerConn{peer: hi, outbound: false}, &peerConn{peer: hi, outbound: true, via: []NodeID{{7}}}, false, hi},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -461,10 +461,11 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 					if _, punch := n.needsPunch(id); !punch || errors.Is(call.err, ErrNoDirectPath) {
 						// No direct path: a user's dial may still take
 						// a circuit.
-						if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} && circuitAllowed(ctx) {
+						if rec, ok := n.Lookup(id); ok && rec.OnionKey != [32]byte{} && circuitAllowed(ctx) &&
+							!errors.Is(call.err, ErrIdentityMismatch) && !errors.Is(call.err, errNoCircuit) {
 							pc, err := n.dialCircuit(ctx, rec)
 							if err != nil {
-								return nil, fmt.Errorf("%w; no circuit either: %w", call.err, err)
+								return nil, fmt.Errorf("%w; %w: %w", call.err, errNoCircuit, err)
 							}
 							return pc, nil
 						}
@@ -488,6 +489,10 @@ func (n *Node) conn(ctx context.Context, id NodeID) (*peerConn, error) {
 		}
 	}
 }
+
+// errNoCircuit joins a direct dial's error to the circuit's that
+// followed it.
+var errNoCircuit = errors.New("no circuit either")
 
 // circuitHeadStart is how long a direct attempt (a punch, or a dial of
 // the addresses a record gives) runs alone before a user's dial also
@@ -567,7 +572,7 @@ func (n *Node) raceCircuit(ctx context.Context, id NodeID, direct func(context.C
 	if circuitErr == nil {
 		return nil, directErr
 	}
-	return nil, fmt.Errorf("%w; no circuit either: %w", directErr, circuitErr)
+	return nil, fmt.Errorf("%w; %w: %w", directErr, errNoCircuit, circuitErr)
 }
 
 // dialAddrs tries each address in turn and returns the first connection.

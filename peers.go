@@ -177,6 +177,9 @@ func (t *peerTable) connectedCount() int {
 //
 //   - the old connection was up for longer than window when the new one
 //     arrived: the dialer cannot have known it, so the new one wins;
+//   - one runs inside a circuit and the other is direct (a punch that
+//     finished after a circuit won the dial, or the reverse): the direct
+//     one wins, as the better path;
 //   - both were dialed by the same node (a redial): the new one wins;
 //   - otherwise it was a simultaneous dial: the one dialed by the lower node
 //     ID wins.
@@ -190,7 +193,15 @@ func pickConn(self NodeID, old, new *peerConn, window time.Duration) (winner, lo
 		}
 		return c.peer
 	}
-	if new.since.Sub(old.since) > window || dialer(old) == dialer(new) || dialer(new).Less(dialer(old)) {
+	switch {
+	case new.since.Sub(old.since) > window:
+		return new, old
+	case (old.via == nil) != (new.via == nil):
+		if new.via == nil {
+			return new, old
+		}
+		return old, new
+	case dialer(old) == dialer(new) || dialer(new).Less(dialer(old)):
 		return new, old
 	}
 	return old, new

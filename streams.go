@@ -223,7 +223,7 @@ func (n *Node) connErr(pc *peerConn, err error) error {
 		// The path died under a connection we still held (an expired
 		// NAT mapping, a relay gone silent): a fresh dial may find
 		// another.
-		return errRetry
+		return fmt.Errorf("%w: %w", errRetry, err)
 	}
 	var appErr *quic.ApplicationError
 	if errors.As(err, &appErr) {
