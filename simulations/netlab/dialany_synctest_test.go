@@ -151,8 +151,11 @@ func TestSynctestDialAnyID(t *testing.T) {
 					}
 				}
 				if rec, ok := nodes[a].Lookup(nodes[b].ID()); ok {
-					t.Logf("  its record at the dialler: inbound %v, NAT %v/%v, %d listen, %d reflexive, home relays %d, neighbours %d",
-						rec.Inbound, rec.Mapping, rec.Filtering, len(rec.Listen), len(rec.Reflexive), len(rec.HomeRelays), len(rec.Neighbors))
+					own, _ := nodes[b].Lookup(nodes[b].ID())
+					rs := nodes[a].Stats().Registry
+					t.Logf("  its record at the dialler: seq %d (its own: seq %d, issued %v ago), inbound %v, NAT %v/%v, %d listen, %d reflexive, home relays %d, neighbours %d",
+						rec.Seq, own.Seq, time.Since(own.Issued), rec.Inbound, rec.Mapping, rec.Filtering, len(rec.Listen), len(rec.Reflexive), len(rec.HomeRelays), len(rec.Neighbors))
+					t.Logf("  the dialler's registry: %+v; %d peers", rs, len(nodes[a].Stats().Peers))
 				} else {
 					t.Logf("  the dialler holds no record of it")
 				}
