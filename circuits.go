@@ -914,17 +914,21 @@ func (n *Node) circuitLoadChanged() {
 	if !n.cfg.Relay || n.overlay == nil {
 		return
 	}
-	st := n.circ.table.Stats()
-	load := uint32(st.Relays)
-	if st.Draining {
+	relays, draining := n.circ.table.Load()
+	load := uint32(relays)
+	if draining {
 		load = uint32(n.cfg.RelayResources.MaxCircuits)
 	}
-	step := max(1, uint32(n.cfg.RelayResources.MaxCircuits/10))
+	step := int64(max(1, n.cfg.RelayResources.MaxCircuits/10))
 	o := n.overlay
+	if d := int64(load) - int64(o.publishedLoadNow.Load()); d < step && -d < step && !(draining && load != o.publishedLoadNow.Load()) {
+		return // within a step of what we published: no need to wake the driver
+	}
 	o.post(func() {
-		if d := int64(load) - int64(o.publishedLoad); d >= int64(step) || -d >= int64(step) || (st.Draining && load != o.publishedLoad) {
-			o.viewChanged()
+		if o.republishArmed {
+			return
 		}
+		o.viewChanged()
 	})
 }
 
@@ -947,7 +951,7 @@ func (n *Node) Drain(ctx context.Context) (int, error) {
 	}
 	deadline := time.Now().Add(n.cfg.RelayResources.DrainTimeout)
 	for {
-		if cs.table.Stats().Relays == 0 {
+		if relays, _ := cs.table.Load(); relays == 0 {
 			return 0, nil
 		}
 		if !time.Now().Before(deadline) {

@@ -54,9 +54,11 @@ type overlay struct {
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
 	timers         map[*time.Timer]struct{}
-	republishArmed bool   // a re-publication of our record is scheduled
-	publishedLoad  uint32 // the RelayLoad in the record we published last
-	alone          int    // lonely checks in a row that found the active view empty
+	republishArmed bool // a re-publication of our record is scheduled
+	// publishedLoadNow is the RelayLoad in the record we published last,
+	// read without the driver by circuitLoadChanged.
+	publishedLoadNow atomic.Uint32
+	alone            int // lonely checks in a row that found the active view empty
 
 	snap atomic.Pointer[overlaySnapshot]
 

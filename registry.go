@@ -121,13 +121,13 @@ func (o *overlay) updateLocal() {
 	if o.n.cfg.Relay {
 		// Capacity and load are circuits: what path selection weighs. A
 		// draining relay says it is full, so paths leave it out.
-		st := o.n.circ.table.Stats()
+		relays, draining := o.n.circ.table.Load()
 		r.RelayCapacity = uint32(o.n.cfg.RelayResources.MaxCircuits)
-		r.RelayLoad = uint32(st.Relays)
-		if st.Draining {
+		r.RelayLoad = uint32(relays)
+		if draining {
 			r.RelayLoad = r.RelayCapacity
 		}
-		o.publishedLoad = r.RelayLoad
+		o.publishedLoadNow.Store(r.RelayLoad)
 	}
 	copy(r.OnionKey[:], o.onionPub)
 	outs, err := o.reg.SetLocal(time.Now(), r)

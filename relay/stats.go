@@ -22,7 +22,16 @@ type Stats struct {
 	Forward, Backward Flow
 }
 
-// Stats returns the table's counters.
+// Load returns how many circuits the table relays and whether it is
+// draining, without the walk over every circuit that Stats makes.
+func (t *Table) Load() (relays int, draining bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.count[KindRelay], t.draining
+}
+
+// Stats returns the table's counters. It walks every circuit for the
+// packet counts; Load is the cheap way to read the load.
 func (t *Table) Stats() Stats {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
