@@ -168,6 +168,18 @@ func TestSynctestDialAnyID(t *testing.T) {
 				}
 			}
 		}
+		// How records reached the nodes: broadcast (Plumtree) or
+		// anti-entropy at neighbour-up.
+		var bcast, ae []int
+		for _, n := range nodes {
+			rs := n.Stats().Registry
+			bcast = append(bcast, int(rs.BroadcastsIn))
+			ae = append(ae, int(rs.RecordsIn))
+		}
+		slices.Sort(bcast)
+		slices.Sort(ae)
+		t.Logf("records offered per node by broadcast: min %d, median %d, max %d; by anti-entropy: min %d, median %d, max %d",
+			bcast[0], bcast[len(bcast)/2], bcast[len(bcast)-1], ae[0], ae[len(ae)/2], ae[len(ae)-1])
 		slices.Sort(ttfb)
 		if len(ttfb) > 0 {
 			t.Logf("%d nodes (%d public, 5 relays), %d dials by ID: %d failed; time to first byte median %v, p99 %v, max %v; paths %v",
