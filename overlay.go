@@ -54,7 +54,6 @@ type overlay struct {
 	// Owned by the driver goroutine.
 	links          map[NodeID]*overlayLink
 	timers         map[*time.Timer]struct{}
-	checks         int  // lonely checks run, for pullRecords
 	republishArmed bool // a re-publication of our record is scheduled
 	// publishedLoadNow is the RelayLoad in the record we published last,
 	// read without the driver by circuitLoadChanged.

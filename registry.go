@@ -336,22 +336,6 @@ func (o *overlay) armLonelyCheck() {
 	o.setTimer(time.Now().Add(o.n.cfg.Membership.ShuffleInterval), o.lonelyCheck)
 }
 
-// pullRecords sends our digest to peer, a neighbour, as at neighbour-up:
-// it pushes back the records we lack or hold older. Broadcast alone can
-// leave a node behind for a whole refresh period: in the 200-node netlab,
-// a few nodes got only tens of the ~1,000 record broadcasts the others
-// got, and kept nodes' first records (no NAT class, no neighbours) for
-// minutes, so dials to those nodes found no path. Every pullEvery lonely
-// checks (a minute at the default 10 s ShuffleInterval), with one random
-// neighbour, this bounds that staleness. A digest is 40 bytes per record
-// held: 8 KB at 200 nodes, 400 KB at 10,000, once a minute. The
-// simulator (simulations/overlay) does not run it.
-const pullEvery = 6
-
-func (o *overlay) pullRecords(peer NodeID) {
-	o.applyReg(o.reg.HandleNeighborUp(time.Now(), peer))
-}
-
 // lonelyCheck rejoins the overlay through a random node of the registry
 // when the active view has stayed empty. HyParView alone rejoins only
 // through its last contact, which may be gone for good (a bootstrap peer
@@ -360,11 +344,8 @@ func (o *overlay) pullRecords(peer NodeID) {
 func (o *overlay) lonelyCheck() {
 	defer o.armLonelyCheck()
 	o.checkHomes()
-	if act := o.mem.Active(); len(act) > 0 {
+	if len(o.mem.Active()) > 0 {
 		o.alone = 0
-		if o.checks++; o.checks%pullEvery == 0 {
-			o.pullRecords(act[o.rng.IntN(len(act))].ID)
-		}
 		return
 	}
 	if o.alone++; o.alone < lonelyChecks {
