@@ -168,6 +168,47 @@ func TestSynctestDialAnyID(t *testing.T) {
 				}
 			}
 		}
+		// The components of the active-view graph (links taken both
+		// ways): a part of the overlay cut off from the rest gets no
+		// broadcasts from it.
+		index := map[mycelium.NodeID]int{}
+		for i, n := range nodes {
+			index[n.ID()] = i
+		}
+		adj := make([][]int, len(nodes))
+		for i, n := range nodes {
+			for _, p := range n.Stats().Active {
+				if j, ok := index[p]; ok {
+					adj[i] = append(adj[i], j)
+					adj[j] = append(adj[j], i)
+				}
+			}
+		}
+		comp := make([]int, len(nodes))
+		for i := range comp {
+			comp[i] = -1
+		}
+		var sizes []int
+		for i := range nodes {
+			if comp[i] >= 0 {
+				continue
+			}
+			c, size, stack := len(sizes), 0, []int{i}
+			comp[i] = c
+			for len(stack) > 0 {
+				x := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				size++
+				for _, y := range adj[x] {
+					if comp[y] < 0 {
+						comp[y] = c
+						stack = append(stack, y)
+					}
+				}
+			}
+			sizes = append(sizes, size)
+		}
+		t.Logf("active-view graph at the end: %d component(s), sizes %v", len(sizes), sizes)
 		// How records reached the nodes: broadcast (Plumtree) or
 		// anti-entropy at neighbour-up.
 		var bcast, ae []int
