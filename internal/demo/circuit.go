@@ -6,12 +6,10 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
-	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
 // checkCircuit runs real nodes on netlab: a public relay P, node A behind
@@ -22,27 +20,19 @@ import (
 // it; 64 KiB must echo back intact and A must list B on path "circuit".
 func checkCircuit(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "circuit"}
-	fail := func(format string, a ...any) Check {
-		ch.Detail = fmt.Sprintf(format, a...)
-		return ch
-	}
-	lab, err := netlab.New(netlab.DefaultConfig())
+	fail := failer(&ch)
+	ln, err := newLab()
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer lab.Close()
-	var ln labNodes
-	var wg sync.WaitGroup
-	defer func() {
-		ln.close()
-		wg.Wait()
-	}()
+	defer ln.close()
+	lab := ln.lab
 	p, a, b, err := ln.startTrio(lab, true)
 	if err != nil {
 		return fail("%v", err)
 	}
 	lb, _ := b.Listen("echo")
-	wg.Go(func() { echo.Serve(lb) })
+	ln.wg.Go(func() { echo.Serve(lb) })
 	err = waitFor(ctx, 30*time.Second, func() bool {
 		r, ok := a.Lookup(b.ID())
 		return ok && !r.Inbound && len(r.Neighbors) > 0
@@ -90,21 +80,13 @@ const demoDrain = 2 * time.Second
 // itself as full and refuses new circuits.
 func checkRelayDrain(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "relay_drain"}
-	fail := func(format string, a ...any) Check {
-		ch.Detail = fmt.Sprintf(format, a...)
-		return ch
-	}
-	lab, err := netlab.New(netlab.DefaultConfig())
+	fail := failer(&ch)
+	ln, err := newLab()
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer lab.Close()
-	var ln labNodes
-	var wg sync.WaitGroup
-	defer func() {
-		ln.close()
-		wg.Wait()
-	}()
+	defer ln.close()
+	lab := ln.lab
 	relayCfg := func(c *mycelium.Config) {
 		c.Relay = true
 		c.RelayResources.DrainTimeout = demoDrain
@@ -130,7 +112,7 @@ func checkRelayDrain(ctx context.Context, _ []demoNode) Check {
 		return fail("%v", err)
 	}
 	lb, _ := b.Listen("echo")
-	wg.Go(func() { echo.Serve(lb) })
+	ln.wg.Go(func() { echo.Serve(lb) })
 	err = waitFor(ctx, 60*time.Second, func() bool {
 		r, ok := a.Lookup(b.ID())
 		return ok && !r.Inbound && len(r.HomeRelays) == 2

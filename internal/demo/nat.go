@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/mycelium-net/mycelium/internal/echo"
@@ -20,35 +19,27 @@ import (
 // show the node doing this itself.)
 func checkNATs(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "behind_nats"}
-	fail := func(format string, a ...any) Check {
-		ch.Detail = fmt.Sprintf(format, a...)
-		return ch
-	}
-	lab, err := netlab.New(netlab.DefaultConfig())
+	fail := failer(&ch)
+	ln, err := newLab()
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer lab.Close()
-	var ln labNodes
-	var wg sync.WaitGroup
-	defer func() {
-		ln.close()
-		wg.Wait()
-	}()
+	defer ln.close()
+	lab := ln.lab
 	p, a, b, err := ln.startTrio(lab, false)
 	if err != nil {
 		return fail("%v", err)
 	}
 	lb, _ := b.Listen("echo")
-	wg.Go(func() { echo.Serve(lb) })
+	ln.wg.Go(func() { echo.Serve(lb) })
 	lp, _ := p.Listen("to-b")
-	wg.Go(func() {
+	ln.wg.Go(func() {
 		for {
 			in, err := lp.Accept()
 			if err != nil {
 				return
 			}
-			wg.Go(func() {
+			ln.wg.Go(func() {
 				out, err := p.Dial(ctx, b.ID(), "echo")
 				if err != nil {
 					in.(interface{ Reset() error }).Reset()

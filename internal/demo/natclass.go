@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mycelium-net/mycelium"
-	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
 // checkNATClassification runs real nodes on netlab: three public nodes
@@ -18,19 +17,15 @@ import (
 // classify its NAT's mapping as configured.
 func checkNATClassification(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "nat_classification"}
-	fail := func(format string, a ...any) Check {
-		ch.Detail = fmt.Sprintf(format, a...)
-		return ch
-	}
-	lab, err := netlab.New(netlab.DefaultConfig())
+	fail := failer(&ch)
+	ln, err := newLab()
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer lab.Close()
+	defer ln.close()
+	lab := ln.lab
 	hostA, hostB := twoNATs(lab)
 
-	var ln labNodes
-	defer ln.close()
 	boot, err := ln.startObservers(lab)
 	if err != nil {
 		return fail("%v", err)

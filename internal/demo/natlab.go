@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/mycelium-net/mycelium"
@@ -27,9 +28,29 @@ func twoNATs(lab *netlab.Network) (hostA, hostB *netlab.Host) {
 	return hostA, hostB
 }
 
-// labNodes starts real nodes on netlab hosts and closes them all at once.
+// labNodes is one check's netlab: the lab, the real nodes started on it
+// and the goroutines serving them (wg), all ended at once by close.
 type labNodes struct {
+	lab   *netlab.Network
 	nodes []*mycelium.Node
+	wg    sync.WaitGroup
+}
+
+// newLab starts an empty netlab with the default configuration.
+func newLab() (*labNodes, error) {
+	lab, err := netlab.New(netlab.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &labNodes{lab: lab}, nil
+}
+
+// failer returns the helper a check uses to fail with a detail.
+func failer(ch *Check) func(format string, a ...any) Check {
+	return func(format string, a ...any) Check {
+		ch.Detail = fmt.Sprintf(format, a...)
+		return *ch
+	}
 }
 
 // start runs a node on h at port (0: any) that bootstraps from boot.
@@ -68,6 +89,8 @@ func (l *labNodes) close() {
 	for _, n := range l.nodes {
 		n.Close()
 	}
+	l.wg.Wait()
+	l.lab.Close()
 }
 
 // startObservers starts three public nodes on lab, two ports on

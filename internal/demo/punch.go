@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mycelium-net/mycelium/internal/echo"
@@ -24,15 +23,13 @@ import (
 // connection to C's NAT, with no node in between.
 func checkHolePunch(ctx context.Context, _ []demoNode) Check {
 	ch := Check{Name: "hole_punch"}
-	fail := func(format string, a ...any) Check {
-		ch.Detail = fmt.Sprintf(format, a...)
-		return ch
-	}
-	lab, err := netlab.New(netlab.DefaultConfig())
+	fail := failer(&ch)
+	ln, err := newLab()
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer lab.Close()
+	defer ln.close()
+	lab := ln.lab
 	var hosts []*netlab.Host
 	for i, lan := range []string{"192.168.1.10", "192.168.7.10"} {
 		cfg := netlab.DefaultNATConfig()
@@ -48,12 +45,6 @@ func checkHolePunch(ctx context.Context, _ []demoNode) Check {
 		hosts = append(hosts, h)
 	}
 
-	var ln labNodes
-	var wg sync.WaitGroup
-	defer func() {
-		ln.close()
-		wg.Wait()
-	}()
 	boot, err := ln.startObservers(lab)
 	if err != nil {
 		return fail("%v", err)
@@ -67,7 +58,7 @@ func checkHolePunch(ctx context.Context, _ []demoNode) Check {
 		return fail("%v", err)
 	}
 	lc, _ := c.Listen("echo")
-	wg.Go(func() { echo.Serve(lc) })
+	ln.wg.Go(func() { echo.Serve(lc) })
 	err = waitFor(ctx, 30*time.Second, func() bool {
 		r, ok := a.Lookup(c.ID())
 		return ok && !r.Inbound && len(r.Reflexive) > 0 && len(r.Neighbors) > 0 && a.Stats().NAT.Mapping != "unknown"
