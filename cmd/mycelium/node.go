@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mycelium-net/mycelium"
@@ -182,9 +184,12 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	if relayed := countRelayed(n); relayed > 0 {
 		// Give the circuits we carry time to end or move; new ones are
 		// refused meanwhile. The drain has its own deadline
-		// (RelayResources.DrainTimeout).
-		log.Info("draining relayed circuits", "circuits", relayed, "deadline", cfg.RelayResources.DrainTimeout)
-		ended, derr := n.Drain(context.Background())
+		// (RelayResources.DrainTimeout); a second SIGINT or SIGTERM cuts
+		// it short, for a supervisor whose stop timeout is shorter.
+		log.Info("draining relayed circuits (signal again to stop now)", "circuits", relayed, "deadline", cfg.RelayResources.DrainTimeout)
+		dctx, stopDrain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ended, derr := n.Drain(dctx)
+		stopDrain()
 		log.Info("drained", "ended_at_deadline", ended, "err", derr)
 	}
 	srv.Close()
