@@ -29,14 +29,22 @@ type Observation struct {
 //     NAT is endpoint-dependent, but without a same-IP pair address
 //     dependence cannot be told from address-and-port dependence.
 //
+// One exception comes first: with at least 4 observers, if all but one
+// report the same Mapped, from at least 2 IPs, the mapping is
+// NATEndpointIndependent and the odd one out is taken for a collision.
+// Linux MASQUERADE keeps the source port whenever it can, so it maps
+// endpoint-independently until some remote's unasked packet has left a
+// conntrack entry that the next mapping toward that remote would clash
+// with; that one mapping then gets another port. A NAT that picks a port
+// per destination gives 3 equal ports out of 4 almost never, and an
+// address-dependent one gives at most 2 (the two ports of one IP).
+//
 // Observers that sit behind the same NAT as us, or answer from another
 // address than asked, mislead it; the caller picks observers. So does
-// state an observer's own unasked packets left in our NAT: Linux
-// MASQUERADE then maps our packets to that observer to another port (a
-// conntrack collision), and a NAT that filters nothing may send them out
-// by the mapping the packet came in on. A majority rule cannot tell those
-// from a real endpoint-dependent mapping, so the caller keeps such nodes
-// out of its observers instead.
+// state an observer's own unasked packets left in our NAT (the collision
+// above), and a NAT that filters nothing may send our packets out by the
+// mapping such a packet came in on; the caller keeps such nodes out of
+// its observers where it knows of them.
 func ClassifyMapping(obs []Observation) registry.NATClass {
 	seen := make(map[netip.AddrPort]bool, len(obs))
 	byIP := make(map[netip.Addr][]netip.AddrPort, len(obs)) // Mapped of each port, by observer IP
@@ -66,6 +74,9 @@ func ClassifyMapping(obs []Observation) registry.NATClass {
 		}
 		return registry.NATUnknown
 	}
+	if n >= 4 && oneOutlier(byIP, n) {
+		return registry.NATEndpointIndependent
+	}
 	multiPort := false
 	for _, ms := range byIP {
 		if len(ms) < 2 {
@@ -83,6 +94,28 @@ func ClassifyMapping(obs []Observation) registry.NATClass {
 		return registry.NATAddressDependent
 	}
 	return registry.NATUnknown
+}
+
+// oneOutlier reports whether all but one of the n observations (Mapped by
+// observer IP) agree, and the agreeing ones come from at least 2 IPs.
+func oneOutlier(byIP map[netip.Addr][]netip.AddrPort, n int) bool {
+	count := map[netip.AddrPort]int{}
+	ips := map[netip.AddrPort]map[netip.Addr]bool{}
+	for ip, ms := range byIP {
+		for _, m := range ms {
+			count[m]++
+			if ips[m] == nil {
+				ips[m] = map[netip.Addr]bool{}
+			}
+			ips[m][ip] = true
+		}
+	}
+	for m, c := range count {
+		if c == n-1 && len(ips[m]) >= 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // Public reports whether the node is not behind a NAT, or behind a 1:1
