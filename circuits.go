@@ -746,7 +746,12 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 	pc := n.addConnVia(qc, target.id, true, bc.via)
 	n.log.Info("circuit built", "peer", target.id.Short(), "via", viaString(bc.via))
 	gone := cs.watch(bc.ic)
-	n.spawn(func() {
+	release := func() {
+		tr.Close()
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
+	}
+	if !n.spawn(func() {
 		defer cs.unwatch(bc.ic)
 		closed := make(chan byte, 1)
 		go func() { closed <- awaitDestroy(bc.stream) }()
@@ -761,10 +766,14 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 			sendDestroy(bc.stream, cid, wire.ReasonClosed)
 		case <-n.ctx.Done():
 		}
-		tr.Close()
-		cs.setEnd(bc.ic, nil)
-		bc.close(n)
-	})
+		release()
+	}) {
+		// The node is closing: nothing would watch the circuit.
+		cs.unwatch(bc.ic)
+		qc.CloseWithError(0, "node closed")
+		release()
+		return nil, net.ErrClosed
+	}
 	return pc, nil
 }
 
