@@ -656,6 +656,7 @@ type counters struct {
 	streamsIn, streamsOut, streamsRefused           atomic.Uint64
 	badHeaders, nonQUICPackets                      atomic.Uint64
 	registryRejoins                                 atomic.Uint64
+	partitionRejoins                                atomic.Uint64
 	punchAttempts, punchDirect, punchFailed         atomic.Uint64
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64

@@ -59,6 +59,9 @@ type overlay struct {
 	// read without the driver by circuitLoadChanged.
 	publishedLoadNow atomic.Uint32
 	alone            int // lonely checks in a row that found the active view empty
+	split            int // lonely checks in a row that found our part of the overlay cut off
+	splitWait        int // checks to skip before the next split check
+	splitBackoff     int // splitWait after the next rejoin: doubles, up to maxSplitBackoff
 
 	snap atomic.Pointer[overlaySnapshot]
 

@@ -346,6 +346,7 @@ func (o *overlay) lonelyCheck() {
 	o.checkHomes()
 	if len(o.mem.Active()) > 0 {
 		o.alone = 0
+		o.splitCheck()
 		return
 	}
 	if o.alone++; o.alone < lonelyChecks {
@@ -366,4 +367,69 @@ func (o *overlay) lonelyCheck() {
 	o.n.log.Info("alone in the overlay: rejoining through a node of the registry", "peer", p.ID.Short())
 	o.n.stats.registryRejoins.Add(1)
 	o.apply(o.mem.Join(time.Now(), p))
+}
+
+// splitChecks is how many lonely checks in a row must find our part of
+// the overlay cut off before the node joins through a node outside it;
+// maxSplitBackoff bounds the checks skipped after such a join (the wait
+// doubles from 1 after each, and a healthy check resets it).
+const (
+	splitChecks     = 2
+	maxSplitBackoff = 8
+)
+
+// splitCheck rejoins the overlay through an inbound-capable node outside
+// our component of the active-view graph when the records show that
+// component holding at most half of the overlay (registry.ComponentOf).
+//
+// HyParView's own repairs keep a node's active view filled but cannot
+// see a small part of the overlay whose members hold only each other:
+// with most nodes behind NATs, such islands of 2 to 5 nodes formed in the
+// 200-node netlab and stayed, and broadcasts never reached them, so their
+// records of everyone else went stale. A JOIN is the one request a full
+// node must take (it evicts a random neighbour), and its FORWARD_JOIN
+// walks add more links into the rest of the overlay.
+func (o *overlay) splitCheck() {
+	if o.splitWait > 0 {
+		o.splitWait--
+		return
+	}
+	var active []NodeID
+	for _, p := range o.mem.Active() {
+		active = append(active, p.ID)
+	}
+	now := time.Now()
+	recs := o.reg.Records(now)
+	c := registry.ComponentOf(recs, o.n.id, active)
+	mc := o.n.cfg.Membership
+	if !c.Split(2*(mc.ActiveSize+1)) || len(c.Outside) == 0 {
+		o.split = 0
+		o.splitBackoff = 0
+		return
+	}
+	if o.split++; o.split < splitChecks {
+		return
+	}
+	o.split = 0
+	o.splitBackoff = min(max(1, 2*o.splitBackoff), maxSplitBackoff)
+	o.splitWait = o.splitBackoff
+	byID := make(map[NodeID]registry.Record, len(recs))
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	var cands []membership.Peer
+	for _, id := range c.Outside {
+		r := byID[id]
+		if addrs := slices.Concat(r.Listen, r.Reflexive); len(addrs) > 0 {
+			cands = append(cands, membership.Peer{ID: id, Addrs: addrs[:min(len(addrs), membership.MaxAddrs)]})
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	p := cands[o.rng.IntN(len(cands))]
+	o.n.log.Info("our part of the overlay looks cut off: rejoining through a node outside it",
+		"component", c.Size, "mapped", c.Mapped, "peer", p.ID.Short())
+	o.n.stats.partitionRejoins.Add(1)
+	o.apply(o.mem.Join(now, p))
 }

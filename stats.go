@@ -58,6 +58,10 @@ type Counters struct {
 	// RegistryRejoins counts joins through a node of the registry after
 	// the active view stayed empty (the last contact may be gone).
 	RegistryRejoins uint64 `json:"registry_rejoins"`
+	// PartitionRejoins counts joins through a node outside our part of
+	// the overlay, after the records showed that part cut off (see
+	// registry.ComponentOf).
+	PartitionRejoins uint64 `json:"partition_rejoins"`
 	// Hole punching: coordinated tries, those that gave a direct
 	// connection, dials that gave up after every try, dials not tried
 	// because the two NATs cannot be punched; punches this node
@@ -111,6 +115,7 @@ func (n *Node) Stats() Stats {
 			BadHeaders:       n.stats.badHeaders.Load(),
 			NonQUICPackets:   n.stats.nonQUICPackets.Load(),
 			RegistryRejoins:  n.stats.registryRejoins.Load(),
+			PartitionRejoins: n.stats.partitionRejoins.Load(),
 			PunchAttempts:    n.stats.punchAttempts.Load(),
 			PunchDirect:      n.stats.punchDirect.Load(),
 			PunchFailed:      n.stats.punchFailed.Load(),

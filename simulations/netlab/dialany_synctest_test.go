@@ -123,6 +123,7 @@ func TestSynctestDialAnyID(t *testing.T) {
 		t.Logf("every node knows every record and its own NAT after %v (virtual)", time.Since(labStart))
 		// Let the records that say so, and name home relays, spread.
 		time.Sleep(2 * time.Minute) // virtual time (synctest)
+		logComponents(t, "before the dials", nodes, public)
 		rng := rand.New(rand.NewPCG(1, 2))
 		var ttfb []time.Duration
 		paths := map[string]int{}
@@ -168,47 +169,7 @@ func TestSynctestDialAnyID(t *testing.T) {
 				}
 			}
 		}
-		// The components of the active-view graph (links taken both
-		// ways): a part of the overlay cut off from the rest gets no
-		// broadcasts from it.
-		index := map[mycelium.NodeID]int{}
-		for i, n := range nodes {
-			index[n.ID()] = i
-		}
-		adj := make([][]int, len(nodes))
-		for i, n := range nodes {
-			for _, p := range n.Stats().Active {
-				if j, ok := index[p]; ok {
-					adj[i] = append(adj[i], j)
-					adj[j] = append(adj[j], i)
-				}
-			}
-		}
-		comp := make([]int, len(nodes))
-		for i := range comp {
-			comp[i] = -1
-		}
-		var sizes []int
-		for i := range nodes {
-			if comp[i] >= 0 {
-				continue
-			}
-			c, size, stack := len(sizes), 0, []int{i}
-			comp[i] = c
-			for len(stack) > 0 {
-				x := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				size++
-				for _, y := range adj[x] {
-					if comp[y] < 0 {
-						comp[y] = c
-						stack = append(stack, y)
-					}
-				}
-			}
-			sizes = append(sizes, size)
-		}
-		t.Logf("active-view graph at the end: %d component(s), sizes %v", len(sizes), sizes)
+		logComponents(t, "at the end", nodes, public)
 		// How records reached the nodes: broadcast (Plumtree) or
 		// anti-entropy at neighbour-up.
 		var bcast, ae []int
@@ -227,4 +188,71 @@ func TestSynctestDialAnyID(t *testing.T) {
 				nodesN, public, dialsN, failed, ttfb[len(ttfb)/2], ttfb[len(ttfb)*99/100], ttfb[len(ttfb)-1], paths)
 		}
 	})
+}
+
+// logComponents logs the components of the active-view graph (links taken
+// both ways): a part of the overlay cut off from the rest gets no
+// broadcasts from it. Each member of a component smaller than the largest
+// is logged with its view and the membership counters that say how it
+// tried to get out.
+func logComponents(t *testing.T, when string, nodes []*mycelium.Node, public int) {
+	t.Helper()
+	index := map[mycelium.NodeID]int{}
+	for i, n := range nodes {
+		index[n.ID()] = i
+	}
+	stats := make([]mycelium.Stats, len(nodes))
+	adj := make([][]int, len(nodes))
+	for i, n := range nodes {
+		stats[i] = n.Stats()
+		for _, p := range stats[i].Active {
+			if j, ok := index[p]; ok {
+				adj[i] = append(adj[i], j)
+				adj[j] = append(adj[j], i)
+			}
+		}
+	}
+	comp := make([]int, len(nodes))
+	for i := range comp {
+		comp[i] = -1
+	}
+	var members [][]int
+	for i := range nodes {
+		if comp[i] >= 0 {
+			continue
+		}
+		c, stack := len(members), []int{i}
+		comp[i] = c
+		members = append(members, nil)
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			members[c] = append(members[c], x)
+			for _, y := range adj[x] {
+				if comp[y] < 0 {
+					comp[y] = c
+					stack = append(stack, y)
+				}
+			}
+		}
+	}
+	slices.SortFunc(members, func(a, b []int) int { return len(b) - len(a) })
+	var sizes []int
+	for _, m := range members {
+		sizes = append(sizes, len(m))
+	}
+	t.Logf("active-view graph %s: %d component(s), sizes %v", when, len(sizes), sizes)
+	for _, m := range members[1:] {
+		for _, i := range m {
+			st := stats[i]
+			var act []int
+			for _, p := range st.Active {
+				act = append(act, index[p])
+			}
+			ms := st.Membership
+			t.Logf("  island node %d (public %v, NAT %v/%v): active %v, passive %d; escalations %d, contact probes %d, isolation joins %d, rejoins %d, requests %d (accepted %d, rejected %d, timeouts %d, failures %d), connect failed %d",
+				i, i < public, st.NAT.Mapping, st.NAT.Filtering, act, st.Passive, ms.Escalations, ms.ContactProbes, ms.IsolationJoins, ms.Rejoins,
+				ms.NeighborRequests, ms.NeighborAccepted, ms.NeighborRejected, ms.NeighborTimeouts, ms.NeighborFailures, ms.ConnectFailed)
+		}
+	}
 }
