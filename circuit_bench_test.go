@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,6 +76,7 @@ func BenchmarkCircuitThroughput(b *testing.B) {
 		name string
 		open func(context.Context) (benchStream, error)
 		took time.Duration
+		cpu  time.Duration // process CPU time (user + system) during its transfers
 	}
 	var paths []*path
 	for k := range 4 {
@@ -102,15 +104,38 @@ func BenchmarkCircuitThroughput(b *testing.B) {
 	for ; b.Loop(); n++ {
 		var fs []func()
 		for _, p := range paths {
-			fs = append(fs, func() { p.took += timeTransfer(b, p.name, p.open, data, counts) })
+			fs = append(fs, func() {
+				c0 := processCPU(b)
+				p.took += timeTransfer(b, p.name, p.open, data, counts)
+				p.cpu += processCPU(b) - c0
+			})
 		}
-		fs = append(fs, func() { raw.took += timeTransfer(b, raw.name, raw.open, data, rawCounts) })
+		fs = append(fs, func() {
+			c0 := processCPU(b)
+			raw.took += timeTransfer(b, raw.name, raw.open, data, rawCounts)
+			raw.cpu += processCPU(b) - c0
+		})
 		alternate(n, fs...)
 	}
 	mbps := func(d time.Duration) float64 { return float64(n) * benchChunk / 1e6 / d.Seconds() }
+	// CPU time per MB moved, all nodes counted (they share the process):
+	// with every core busy, throughput is at most cores / (CPU per MB),
+	// so these bound the ratios whatever the scheduling.
+	cpuPerMB := func(d time.Duration) float64 { return d.Seconds() * 1e3 / (float64(n) * benchChunk / 1e6) }
 	b.ReportMetric(mbps(raw.took), "quic_MB/s")
+	b.ReportMetric(cpuPerMB(raw.cpu), "quic_cpu_ms/MB")
 	for _, p := range paths {
 		b.ReportMetric(mbps(p.took), p.name+"_MB/s")
 		b.ReportMetric(mbps(p.took)/mbps(raw.took), p.name+"_ratio")
+		b.ReportMetric(cpuPerMB(p.cpu), p.name+"_cpu_ms/MB")
 	}
+}
+
+// processCPU returns the CPU time (user and system) this process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
