@@ -657,6 +657,7 @@ type counters struct {
 	badHeaders, nonQUICPackets                      atomic.Uint64
 	registryRejoins                                 atomic.Uint64
 	partitionRejoins                                atomic.Uint64
+	silentConns                                     atomic.Uint64
 	punchAttempts, punchDirect, punchFailed         atomic.Uint64
 	punchSkipped, punchRelayed, punchAnswered       atomic.Uint64
 	punchDialMicros                                 atomic.Uint64

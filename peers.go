@@ -14,6 +14,7 @@ const (
 	codeNodeClosing quic.ApplicationErrorCode = 0 // node is shutting down
 	codeDuplicate   quic.ApplicationErrorCode = 1 // another connection to the same peer won
 	codeTooMany     quic.ApplicationErrorCode = 2 // node is at Resources.MaxPeers
+	codeSilent      quic.ApplicationErrorCode = 3 // the peer sent nothing back for Config.StreamHeaderTimeout
 )
 
 // maxAddrsPerPeer bounds the addresses remembered for one peer.

@@ -62,6 +62,11 @@ type Counters struct {
 	// the overlay, after the records showed that part cut off (see
 	// registry.ComponentOf).
 	PartitionRejoins uint64 `json:"partition_rejoins"`
+	// SilentConns counts connections closed because a stream open got
+	// no packet at all back within Config.StreamHeaderTimeout: a dead
+	// path that QUIC's idle timeout had not caught yet. The dial that
+	// found it goes on over a new connection.
+	SilentConns uint64 `json:"silent_conns"`
 	// Hole punching: coordinated tries, those that gave a direct
 	// connection, dials that gave up after every try, dials not tried
 	// because the two NATs cannot be punched; punches this node
@@ -116,6 +121,7 @@ func (n *Node) Stats() Stats {
 			NonQUICPackets:   n.stats.nonQUICPackets.Load(),
 			RegistryRejoins:  n.stats.registryRejoins.Load(),
 			PartitionRejoins: n.stats.partitionRejoins.Load(),
+			SilentConns:      n.stats.silentConns.Load(),
 			PunchAttempts:    n.stats.punchAttempts.Load(),
 			PunchDirect:      n.stats.punchDirect.Load(),
 			PunchFailed:      n.stats.punchFailed.Load(),

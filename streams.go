@@ -142,6 +142,7 @@ func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string
 		return nil, errRetry
 	}
 	release := n.releaser(pc, counted)
+	rx := pc.qc.ConnectionStats().PacketsReceived
 	// Bound the setup even when ctx has no deadline.
 	setupCtx, cancel := context.WithTimeout(ctx, n.cfg.StreamHeaderTimeout)
 	defer cancel()
@@ -185,6 +186,17 @@ func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string
 			return nil, ctx.Err()
 		}
 		if setupCtx.Err() != nil {
+			if pc.qc.ConnectionStats().PacketsReceived == rx {
+				// Not one packet came back, not even an ACK of the
+				// header: the path is dead, though QUIC would wait for
+				// its idle timeout to say so (a NAT mapping that
+				// changed, say). Close the connection so the dial takes
+				// a new one.
+				n.log.Info("peer silent on a stream open: closing the connection", "peer", pc.peer.Short(), "after", n.cfg.StreamHeaderTimeout)
+				n.stats.silentConns.Add(1)
+				pc.qc.CloseWithError(codeSilent, "no packet back for the stream header timeout")
+				return nil, errRetry
+			}
 			return nil, fmt.Errorf("%w: %s did not answer the stream header within %v", ErrRefused, pc.peer.Short(), n.cfg.StreamHeaderTimeout)
 		}
 		// A service that accepts and at once resets the stream can

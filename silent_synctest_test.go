@@ -1,0 +1,89 @@
+package mycelium
+
+import (
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mycelium-net/mycelium/simulations/netlab"
+)
+
+// TestSynctestSilentConnRedialled: a stream opened on a connection whose
+// path has gone dead gets no packet back, not even an ACK, while QUIC's
+// idle timeout is far off. After Config.StreamHeaderTimeout the dial
+// closes that connection and goes on over a new one (here the path is
+// back by then), instead of failing with "did not answer the stream
+// header". The keep-alive is long so that nothing else crosses the path
+// meanwhile, and the path comes back between two of quic-go's
+// retransmissions of the header, which back off exponentially: after
+// 6.3 s none is due before 12.7 s.
+func TestSynctestSilentConnRedialled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := netlab.DefaultConfig()
+		cfg.Link.Latency = 5 * time.Millisecond
+		lab, err := netlab.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lab.Close() })
+		var nodes []*Node
+		var hosts []*netlab.Host
+		for i := range 2 {
+			h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc, err := h.ListenPacket(4433)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, _ := GenerateKey()
+			c := DefaultConfig()
+			c.Key, c.PacketConn = key, pc
+			c.KeepAlive, c.IdleTimeout = time.Minute, 2*time.Minute
+			n, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { n.Close() })
+			nodes, hosts = append(nodes, n), append(hosts, h)
+		}
+		a, b := nodes[0], nodes[1]
+		serveEcho(t, mustListen(t, b, "echo"))
+		if err := a.Connect(ctxT(t), b.ID(), b.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		old := a.peers.active(b.ID())
+
+		cut := netlab.DefaultLink()
+		cut.Latency, cut.Loss = 5*time.Millisecond, 1
+		if err := hosts[1].SetLink(cut); err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(7*time.Second, func() {
+			hosts[1].SetLink(netlab.Link{Latency: 5 * time.Millisecond, MTU: 1500})
+		})
+		start := time.Now()
+		c, err := a.Dial(ctxT(t), b.ID(), "echo")
+		if err != nil {
+			t.Fatalf("dial over a dead path: %v", err)
+		}
+		defer c.Close()
+		pingPong(t, c)
+		took := time.Since(start)
+		if got := a.Stats().Counters.SilentConns; got != 1 {
+			t.Fatalf("silent connections closed: %d, want 1", got)
+		}
+		if a.peers.active(b.ID()) == old {
+			t.Fatal("the dial went on over the silent connection")
+		}
+		if took < a.cfg.StreamHeaderTimeout || took > a.cfg.StreamHeaderTimeout+2*time.Second {
+			t.Fatalf("dial took %v, want the stream header timeout (%v) and a handshake", took, a.cfg.StreamHeaderTimeout)
+		}
+	})
+}
