@@ -1,6 +1,11 @@
 package registry
 
-import "github.com/mycelium-net/mycelium/internal/identity"
+import (
+	"slices"
+	"time"
+
+	"github.com/mycelium-net/mycelium/internal/identity"
+)
 
 // Component is what the records say of the overlay around one node: the
 // component of the active-view graph that holds it, as far as the records
@@ -8,8 +13,8 @@ import "github.com/mycelium-net/mycelium/internal/identity"
 type Component struct {
 	// Size counts the nodes of our component, ourselves included.
 	Size int
-	// Mapped counts the nodes whose records name at least one neighbour
-	// (ourselves included): the part of the overlay the records map.
+	// Mapped counts the nodes whose records name at least one neighbour,
+	// and ourselves: the part of the overlay the records map.
 	Mapped int
 	// Outside lists the inbound-capable nodes (Record.Inbound) of the
 	// mapped part that are not in our component, in the order of recs.
@@ -26,18 +31,26 @@ func (c Component) Split(minMapped int) bool {
 
 // ComponentOf finds self's component in the graph of the neighbour lists
 // of recs (Record.Neighbors), with active, self's live active view, in
-// place of self's own record. An edge counts only when both ends name each
-// other. That is the point: a part of the overlay that broadcasts no
-// longer reach still holds the records the rest published before the cut,
-// which name its members as neighbours, while its members' fresh records
-// name only each other. A one-sided edge is also what a link younger than
-// the re-publication delay looks like, so a healthy overlay shows a few;
-// they rarely split a large component.
+// place of self's own record.
 //
-// It is a pure function of its arguments; tombstones (records with no
-// neighbours) simply add no edge.
+// A link that only one end names counts when that end's record is the
+// newer of the two: the other end has not re-published since the link
+// came up (a node re-publishes a minute after its view changes). When the
+// silent end's record is the newer one, the link is taken as gone. That
+// is the point: a part of the overlay that broadcasts no longer reach
+// still holds the records the rest published before the cut, which name
+// its members as neighbours, while its members' records, newer, name
+// only each other. Self's live view is the newest of all.
+//
+// It is a pure function of its arguments; tombstones and first records
+// (no neighbours) add no edge and are not counted as mapped.
 func ComponentOf(recs []Record, self identity.NodeID, active []identity.NodeID) Component {
-	names := make(map[identity.NodeID][]identity.NodeID, len(recs)+1)
+	type entry struct {
+		nbrs   []identity.NodeID
+		issued time.Time
+		live   bool // self's live view: newer than any record
+	}
+	byID := make(map[identity.NodeID]entry, len(recs)+1)
 	inbound := make(map[identity.NodeID]bool, len(recs))
 	var order []identity.NodeID
 	for _, r := range recs {
@@ -45,38 +58,58 @@ func ComponentOf(recs []Record, self identity.NodeID, active []identity.NodeID) 
 			continue
 		}
 		if len(r.Neighbors) > 0 {
-			names[r.ID] = r.Neighbors
+			byID[r.ID] = entry{nbrs: r.Neighbors, issued: r.Issued}
 			order = append(order, r.ID)
 		}
 		inbound[r.ID] = r.Inbound
 	}
-	if len(active) > 0 {
-		names[self] = active
+	// Our own view is always the newest picture, empty or not: an empty
+	// one disowns the links stale records give us.
+	byID[self] = entry{nbrs: active, live: true}
+	names := func(a, b identity.NodeID) bool {
+		return slices.Contains(byID[a].nbrs, b)
 	}
-	names2 := func(a, b identity.NodeID) bool {
-		for _, x := range names[a] {
-			if x == b {
-				return true
-			}
+	// newer reports whether a's picture is newer than b's.
+	newer := func(a, b identity.NodeID) bool {
+		ea, eb := byID[a], byID[b]
+		return ea.live || (!eb.live && ea.issued.After(eb.issued))
+	}
+	// linked: x names y (the caller checked); does the link count?
+	linked := func(x, y identity.NodeID) bool {
+		if _, mapped := byID[y]; !mapped {
+			return false
 		}
-		return false
+		return names(y, x) || newer(x, y)
 	}
 	seen := map[identity.NodeID]bool{self: true}
 	stack := []identity.NodeID{self}
+	visit := func(x, y identity.NodeID) {
+		if !seen[y] && linked(x, y) {
+			seen[y] = true
+			stack = append(stack, y)
+		}
+	}
+	// Links are followed both ways: y may name x without x naming y.
+	namedBy := make(map[identity.NodeID][]identity.NodeID, len(byID))
+	for id, e := range byID {
+		for _, y := range e.nbrs {
+			namedBy[y] = append(namedBy[y], id)
+		}
+	}
 	for len(stack) > 0 {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, y := range names[x] {
-			if !seen[y] && names2(y, x) {
+		for _, y := range byID[x].nbrs {
+			visit(x, y)
+		}
+		for _, y := range namedBy[x] {
+			if !seen[y] && !names(x, y) && newer(y, x) {
 				seen[y] = true
 				stack = append(stack, y)
 			}
 		}
 	}
-	c := Component{Size: len(seen), Mapped: len(names)}
-	if len(active) == 0 {
-		c.Mapped++ // ourselves, mapped or not
-	}
+	c := Component{Size: len(seen), Mapped: len(byID)}
 	for _, id := range order {
 		if !seen[id] && inbound[id] {
 			c.Outside = append(c.Outside, id)

@@ -3,6 +3,7 @@ package registry
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mycelium-net/mycelium/internal/identity"
 )
@@ -19,7 +20,15 @@ func islandRecords() ([]Record, []identity.NodeID) {
 	}
 	recs := make([]Record, 10)
 	for i := range recs {
-		recs[i] = Record{ID: ids[i], Inbound: i >= 2 && i < 8}
+		// 0 and 1 have not re-published since the cut; the island has.
+		issued := t0.Add(time.Minute)
+		switch {
+		case i < 2:
+			issued = t0
+		case i >= 8:
+			issued = t0.Add(2 * time.Minute)
+		}
+		recs[i] = Record{ID: ids[i], Inbound: i >= 2 && i < 8, Issued: issued}
 	}
 	for i := range 8 {
 		recs[i].Neighbors = []identity.NodeID{ids[(i+7)%8], ids[(i+1)%8]}
@@ -50,14 +59,45 @@ func TestComponentOfIsland(t *testing.T) {
 
 func TestComponentOfMain(t *testing.T) {
 	recs, ids := islandRecords()
-	// Node 0's live view: its ring neighbours and the island node its
-	// stale record names (a one-sided edge, which must not count).
-	c := ComponentOf(recs, ids[0], []identity.NodeID{ids[7], ids[1], ids[8]})
+	// Node 2 sees the ring. The stale records of 0 and 1 name 8 and 9,
+	// whose newer records do not name them back: those links are gone.
+	c := ComponentOf(recs, ids[2], []identity.NodeID{ids[1], ids[3]})
 	if c.Size != 8 || c.Mapped != 10 || c.Split(6) {
 		t.Fatalf("main component: size %d of %d mapped (split %v), want 8 of 10, not split", c.Size, c.Mapped, c.Split(6))
 	}
 	if len(c.Outside) != 0 {
 		t.Fatalf("outside = %v, want none inbound", c.Outside)
+	}
+}
+
+// A link younger than the silent end's record counts: that end has not
+// re-published since it came up. (Seen from 9: 8's live view would
+// settle it for 8.)
+func TestComponentOfNewLink(t *testing.T) {
+	recs, ids := islandRecords()
+	recs[3].Neighbors = append(recs[3].Neighbors, ids[8])
+	recs[3].Issued = t0.Add(3 * time.Minute) // newer than 8's record
+	c := ComponentOf(recs, ids[9], []identity.NodeID{ids[8]})
+	if c.Size != 10 || c.Split(6) {
+		t.Fatalf("island member with a new link out: size %d (split %v), want 10, not split", c.Size, c.Split(6))
+	}
+	// The same link named by a record older than 8's is one 8 dropped.
+	recs[3].Issued = t0.Add(time.Minute)
+	c = ComponentOf(recs, ids[9], []identity.NodeID{ids[8]})
+	if c.Size != 2 || !c.Split(6) {
+		t.Fatalf("island member, old link: size %d (split %v), want 2, split", c.Size, c.Split(6))
+	}
+}
+
+// A node's own live view outranks every record: a stale record naming
+// it does not link it when its view does not name that node.
+func TestComponentOfLiveView(t *testing.T) {
+	recs, ids := islandRecords()
+	recs[2].Issued = t0.Add(time.Hour) // far newer than anything
+	recs[2].Neighbors = append(recs[2].Neighbors, ids[8])
+	c := ComponentOf(recs, ids[8], []identity.NodeID{ids[9]})
+	if c.Size != 2 {
+		t.Fatalf("a record naming us while our live view does not name it: size %d, want 2", c.Size)
 	}
 }
 

@@ -242,6 +242,20 @@ func logComponents(t *testing.T, when string, nodes []*mycelium.Node, public int
 		sizes = append(sizes, len(m))
 	}
 	t.Logf("active-view graph %s: %d component(s), sizes %v", when, len(sizes), sizes)
+	// How often the driver's own repairs ran so far: a rejoin when alone,
+	// one when the records showed a part of the overlay cut off, and the
+	// connections closed as silent.
+	var rejoins, splits, splitNodes, silent uint64
+	for _, st := range stats {
+		c := st.Counters
+		rejoins += c.RegistryRejoins
+		splits += c.PartitionRejoins
+		silent += c.SilentConns
+		if c.PartitionRejoins > 0 {
+			splitNodes++
+		}
+	}
+	t.Logf("  so far: rejoins when alone %d; rejoins of a cut-off part %d, by %d nodes; silent connections closed %d", rejoins, splits, splitNodes, silent)
 	for _, m := range members[1:] {
 		for _, i := range m {
 			st := stats[i]
