@@ -18,56 +18,70 @@ import (
 // meanwhile, and the path comes back between two of quic-go's
 // retransmissions of the header, which back off exponentially: after
 // 6.3 s none is due before 12.7 s.
-func TestSynctestSilentConnRedialled(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cfg := netlab.DefaultConfig()
-		cfg.Link.Latency = 5 * time.Millisecond
-		lab, err := netlab.New(cfg)
+// silentPair starts two public nodes on a netlab with 5 ms links, with
+// mutate applied to both configs, serves echo on the second, and connects
+// the first to it. It returns the nodes and the second's host.
+func silentPair(t *testing.T, mutate func(*Config)) (a, b *Node, bHost *netlab.Host) {
+	t.Helper()
+	cfg := netlab.DefaultConfig()
+	cfg.Link.Latency = 5 * time.Millisecond
+	lab, err := netlab.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	var nodes []*Node
+	var hosts []*netlab.Host
+	for i := range 2 {
+		h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { lab.Close() })
-		var nodes []*Node
-		var hosts []*netlab.Host
-		for i := range 2 {
-			h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc, err := h.ListenPacket(4433)
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, _ := GenerateKey()
-			c := DefaultConfig()
-			c.Key, c.PacketConn = key, pc
-			c.KeepAlive, c.IdleTimeout = time.Minute, 2*time.Minute
-			n, err := New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { n.Close() })
-			nodes, hosts = append(nodes, n), append(hosts, h)
-		}
-		a, b := nodes[0], nodes[1]
-		serveEcho(t, mustListen(t, b, "echo"))
-		if err := a.Connect(ctxT(t), b.ID(), b.LocalAddr()); err != nil {
+		pc, err := h.ListenPacket(4433)
+		if err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait()
+		key, _ := GenerateKey()
+		c := DefaultConfig()
+		c.Key, c.PacketConn = key, pc
+		if mutate != nil {
+			mutate(&c)
+		}
+		n, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes, hosts = append(nodes, n), append(hosts, h)
+	}
+	a, b = nodes[0], nodes[1]
+	serveEcho(t, mustListen(t, b, "echo"))
+	if err := a.Connect(ctxT(t), b.ID(), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+	return a, b, hosts[1]
+}
+
+// setLoss sets h's link to 5 ms with the given loss.
+func setLoss(t *testing.T, h *netlab.Host, loss float64) {
+	l := netlab.DefaultLink()
+	l.Latency, l.Loss = 5*time.Millisecond, loss
+	if err := h.SetLink(l); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestSynctestSilentConnRedialled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, bHost := silentPair(t, func(c *Config) { c.KeepAlive, c.IdleTimeout = time.Minute, 2*time.Minute })
 		old := a.peers.active(b.ID())
 
-		cut := netlab.DefaultLink()
-		cut.Latency, cut.Loss = 5*time.Millisecond, 1
-		if err := hosts[1].SetLink(cut); err != nil {
-			t.Fatal(err)
-		}
-		time.AfterFunc(7*time.Second, func() {
-			hosts[1].SetLink(netlab.Link{Latency: 5 * time.Millisecond, MTU: 1500})
-		})
+		setLoss(t, bHost, 1)
+		time.AfterFunc(7*time.Second, func() { setLoss(t, bHost, 0) })
 		start := time.Now()
 		c, err := a.Dial(ctxT(t), b.ID(), "echo")
 		if err != nil {
@@ -84,6 +98,34 @@ func TestSynctestSilentConnRedialled(t *testing.T) {
 		}
 		if took < a.cfg.StreamHeaderTimeout || took > a.cfg.StreamHeaderTimeout+2*time.Second {
 			t.Fatalf("dial took %v, want the stream header timeout (%v) and a handshake", took, a.cfg.StreamHeaderTimeout)
+		}
+	})
+}
+
+// TestSynctestIdledOutConnRedialled: a user's stream open that lands on a
+// connection about to reach its idle timeout (its path dead for that
+// long) goes on over a new connection when the timeout fires, instead of
+// failing with it. The path comes back just before the timeout, between
+// two retransmissions of the stream header.
+func TestSynctestIdledOutConnRedialled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b, bHost := silentPair(t, nil)
+		old := a.peers.active(b.ID())
+		setLoss(t, bHost, 1)
+		idle := a.cfg.IdleTimeout
+		time.Sleep(idle - time.Second) // virtual time (synctest)
+		time.AfterFunc(950*time.Millisecond, func() { setLoss(t, bHost, 0) })
+		c, err := a.Dial(ctxT(t), b.ID(), "echo")
+		if err != nil {
+			t.Fatalf("dial onto a connection that idles out: %v", err)
+		}
+		defer c.Close()
+		pingPong(t, c)
+		if a.peers.active(b.ID()) == old {
+			t.Fatal("the dial went on over the idled-out connection")
+		}
+		if got := a.Stats().Counters.SilentConns; got != 0 {
+			t.Fatalf("silent connections closed: %d, want 0 (the idle timeout came first)", got)
 		}
 	})
 }

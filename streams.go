@@ -83,7 +83,7 @@ func (n *Node) dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 			}
 			return c, nil
 		}
-		if !errors.Is(err, errRetry) {
+		if !errors.Is(err, errRetry) && !(circuitAllowed(ctx) && idledOut(err)) {
 			return nil, err
 		}
 		lastErr = err
@@ -92,6 +92,16 @@ func (n *Node) dial(ctx context.Context, id NodeID, service string) (net.Conn, e
 		}
 	}
 	return nil, fmt.Errorf("mycelium: dial %s/%s: %w", id.Short(), service, lastErr)
+}
+
+// idledOut reports whether err is a connection's idle timeout: the path
+// was dead for IdleTimeout, and the stream open came in the middle of it.
+// A user's dial (circuitAllowed) then goes on over a new connection or a
+// circuit. Internal dials do not: retrying them after an idle timeout was
+// tried and reverted (see connErr).
+func idledOut(err error) bool {
+	var ie *quic.IdleTimeoutError
+	return errors.As(err, &ie)
 }
 
 // awaitReplacement waits, after the peer refused a stream on pc because pc
