@@ -373,9 +373,13 @@ func (o *overlay) lonelyCheck() {
 // the overlay cut off before the node joins through a node outside it;
 // maxSplitBackoff bounds the checks skipped after such a join (the wait
 // doubles from 1 after each, and a healthy check resets it).
+// splitMinMapped is the smallest mapped overlay the check acts in (a
+// guess: in a handful of nodes passive views hold everyone, and
+// HyParView's own repairs suffice).
 const (
 	splitChecks     = 2
 	maxSplitBackoff = 8
+	splitMinMapped  = 12
 )
 
 // splitCheck rejoins the overlay through an inbound-capable node outside
@@ -401,8 +405,7 @@ func (o *overlay) splitCheck() {
 	now := time.Now()
 	recs := o.reg.Records(now)
 	c := registry.ComponentOf(recs, o.n.id, active)
-	mc := o.n.cfg.Membership
-	if !c.Split(2*(mc.ActiveSize+1)) || len(c.Outside) == 0 {
+	if !c.Split(splitMinMapped) || len(c.Outside) == 0 {
 		o.split = 0
 		o.splitBackoff = 0
 		return
