@@ -680,6 +680,12 @@ func (n *Node) buildCircuit(ctx context.Context, relays []hopRef, target hopRef)
 	s, err := n.openStreamEarly(ctx, rpc, wire.CircuitService, create) // the CREATE rides with the header
 	if err != nil {
 		cs.table.Close(ic, wire.ReasonClosed)
+		if errors.Is(err, errRetry) {
+			// The link to the first relay was replaced or found silent:
+			// this path failed (the dial avoids its relays), but say so
+			// plainly rather than pass the internal retry sentinel on.
+			err = fmt.Errorf("mycelium: circuit relay %s: link replaced during setup", relays[0].id.Short())
+		}
 		return nil, err
 	}
 	bc := &builtCircuit{ic: ic, init: init, stream: s, via: via}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -49,7 +50,8 @@ type peerConn struct {
 	peer     NodeID
 	outbound bool // this node dialed it
 	since    time.Time
-	via      []NodeID // the relays of the circuit it runs inside; nil when direct
+	via      []NodeID    // the relays of the circuit it runs inside; nil when direct
+	silent   atomic.Bool // closed by closeSilent
 
 	// Guarded by peerTable.mu.
 	streams     int  // streams in use: opened (acked or waiting) or accepted

@@ -9,15 +9,6 @@ import (
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
-// TestSynctestSilentConnRedialled: a stream opened on a connection whose
-// path has gone dead gets no packet back, not even an ACK, while QUIC's
-// idle timeout is far off. After Config.StreamHeaderTimeout the dial
-// closes that connection and goes on over a new one (here the path is
-// back by then), instead of failing with "did not answer the stream
-// header". The keep-alive is long so that nothing else crosses the path
-// meanwhile, and the path comes back between two of quic-go's
-// retransmissions of the header, which back off exponentially: after
-// 6.3 s none is due before 12.7 s.
 // silentPair starts two public nodes on a netlab with 5 ms links, with
 // mutate applied to both configs, serves echo on the second, and connects
 // the first to it. It returns the nodes and the second's host.
@@ -75,6 +66,16 @@ func setLoss(t *testing.T, h *netlab.Host, loss float64) {
 	}
 }
 
+// TestSynctestSilentConnRedialled: a stream opened on a connection whose
+// path has gone dead gets no packet back, not even an ACK, while QUIC's
+// idle timeout is far off. After Config.StreamHeaderTimeout the dial
+// closes that connection and goes on over a new one (here the path is
+// back by then), instead of failing with "did not answer the stream
+// header". The keep-alive is long so that nothing else crosses the path
+// meanwhile, and the path comes back between two of quic-go's
+// retransmissions of the header, which back off exponentially: after
+// 6.3 s none is due before 12.7 s. A second dial, started 3 s into the
+// silence on the same connection, goes on over the new one too.
 func TestSynctestSilentConnRedialled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b, bHost := silentPair(t, func(c *Config) { c.KeepAlive, c.IdleTimeout = time.Minute, 2*time.Minute })
@@ -82,6 +83,14 @@ func TestSynctestSilentConnRedialled(t *testing.T) {
 
 		setLoss(t, bHost, 1)
 		time.AfterFunc(7*time.Second, func() { setLoss(t, bHost, 0) })
+		second := make(chan error, 1)
+		time.AfterFunc(3*time.Second, func() {
+			c, err := a.Dial(ctxT(t), b.ID(), "echo")
+			if err == nil {
+				c.Close()
+			}
+			second <- err
+		})
 		start := time.Now()
 		c, err := a.Dial(ctxT(t), b.ID(), "echo")
 		if err != nil {
@@ -90,6 +99,9 @@ func TestSynctestSilentConnRedialled(t *testing.T) {
 		defer c.Close()
 		pingPong(t, c)
 		took := time.Since(start)
+		if err := <-second; err != nil {
+			t.Fatalf("second dial on the silent connection: %v", err)
+		}
 		if got := a.Stats().Counters.SilentConns; got != 1 {
 			t.Fatalf("silent connections closed: %d, want 1", got)
 		}

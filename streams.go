@@ -23,8 +23,9 @@ const (
 	streamCodeReset   quic.StreamErrorCode = 2 // the other end called Reset
 )
 
-// maxDialAttempts bounds how often Dial retries a stream refused because its
-// connection was being replaced by a duplicate's winner.
+// maxDialAttempts bounds how often Dial retries a stream whose connection
+// was being replaced: by a duplicate's winner, or after it was found
+// silent or (a user's dial) idled out.
 const maxDialAttempts = 4
 
 // Dial opens a stream to service on node id. The net.Conn it returns (like
@@ -130,6 +131,23 @@ func (n *Node) awaitReplacement(ctx context.Context, id NodeID, pc *peerConn) er
 
 var errRetry = errors.New("mycelium: connection being replaced")
 
+// silentAfter is the shortest wait on a stream open after which no packet
+// back means a dead path: a live peer ACKs the header within its round
+// trip and ACK delay, and QUIC retransmits it several times in that
+// span. (Guess: 3 s covers round trips of a second with room.)
+const silentAfter = 3 * time.Second
+
+// closeSilent closes pc, on which a stream open heard nothing for waited.
+// Concurrent opens may find the same silence; the first closes and counts.
+func (n *Node) closeSilent(pc *peerConn, waited time.Duration) {
+	if !pc.silent.CompareAndSwap(false, true) {
+		return
+	}
+	n.log.Info("peer silent on a stream open: closing the connection", "peer", pc.peer.Short(), "after", waited)
+	n.stats.silentConns.Add(1)
+	pc.qc.CloseWithError(codeSilent, "no packet back on a stream open")
+}
+
 // openStream opens a stream on pc, sends the service header and waits for
 // the peer's status byte.
 func (n *Node) openStream(ctx context.Context, pc *peerConn, service string) (net.Conn, error) {
@@ -152,7 +170,7 @@ func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string
 		return nil, errRetry
 	}
 	release := n.releaser(pc, counted)
-	rx := pc.qc.ConnectionStats().PacketsReceived
+	rx, opened := pc.qc.ConnectionStats().PacketsReceived, time.Now()
 	// Bound the setup even when ctx has no deadline.
 	setupCtx, cancel := context.WithTimeout(ctx, n.cfg.StreamHeaderTimeout)
 	defer cancel()
@@ -192,19 +210,20 @@ func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string
 		s.CancelRead(streamCodeRefused)
 		s.CancelWrite(streamCodeRefused)
 		release()
+		// Not one packet came back for silentAfter or more, not even an
+		// ACK of the header: the path is dead, though QUIC would wait
+		// for its idle timeout to say so (a NAT mapping that changed,
+		// say). Close the connection so this dial, or the next, takes a
+		// new one.
+		silent := setupCtx.Err() != nil && time.Since(opened) >= silentAfter && pc.qc.ConnectionStats().PacketsReceived == rx
+		if silent {
+			n.closeSilent(pc, time.Since(opened))
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if setupCtx.Err() != nil {
-			if pc.qc.ConnectionStats().PacketsReceived == rx {
-				// Not one packet came back, not even an ACK of the
-				// header: the path is dead, though QUIC would wait for
-				// its idle timeout to say so (a NAT mapping that
-				// changed, say). Close the connection so the dial takes
-				// a new one.
-				n.log.Info("peer silent on a stream open: closing the connection", "peer", pc.peer.Short(), "after", n.cfg.StreamHeaderTimeout)
-				n.stats.silentConns.Add(1)
-				pc.qc.CloseWithError(codeSilent, "no packet back for the stream header timeout")
+			if silent {
 				return nil, errRetry
 			}
 			return nil, fmt.Errorf("%w: %s did not answer the stream header within %v", ErrRefused, pc.peer.Short(), n.cfg.StreamHeaderTimeout)
@@ -246,6 +265,10 @@ func (n *Node) connErr(pc *peerConn, err error) error {
 	if errors.As(err, &appErr) {
 		switch {
 		case appErr.ErrorCode == codeDuplicate:
+			return errRetry
+		case appErr.ErrorCode == codeSilent && !appErr.Remote:
+			// Another open on this connection found it silent and
+			// closed it: go on over a new one too.
 			return errRetry
 		case appErr.ErrorCode == codeTooMany && appErr.Remote:
 			return fmt.Errorf("%w: %s refused the connection: %w", ErrTooManyPeers, pc.peer.Short(), err)
