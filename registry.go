@@ -382,9 +382,9 @@ const (
 	splitMinMapped  = 12
 )
 
-// splitCheck rejoins the overlay through an inbound-capable node outside
-// our component of the active-view graph when the records show that
-// component holding at most half of the overlay (registry.ComponentOf).
+// splitCheck rejoins the overlay through an inbound-capable node of the
+// largest other component of the active-view graph when the records show
+// one at least as large as ours (registry.ComponentOf, Component.Split).
 //
 // HyParView's own repairs keep a node's active view filled but cannot
 // see a small part of the overlay whose members hold only each other:
@@ -432,7 +432,7 @@ func (o *overlay) splitCheck() {
 	}
 	p := cands[o.rng.IntN(len(cands))]
 	o.n.log.Info("our part of the overlay looks cut off: rejoining through a node outside it",
-		"component", c.Size, "mapped", c.Mapped, "peer", p.ID.Short())
+		"component", c.Size, "largest_other", c.Largest, "mapped", c.Mapped, "peer", p.ID.Short())
 	o.n.stats.partitionRejoins.Add(1)
 	o.apply(o.mem.Join(now, p))
 }

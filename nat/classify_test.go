@@ -15,6 +15,7 @@ func TestClassifyMapping(t *testing.T) {
 		o1b = "198.51.100.1:3479"
 		o2a = "198.51.100.2:3478"
 		o2b = "198.51.100.2:3479"
+		o1c = "198.51.100.1:3480"
 		m1  = "203.0.113.5:40000"
 		m2  = "203.0.113.5:40001"
 		m3  = "203.0.113.5:40002"
@@ -45,6 +46,7 @@ func TestClassifyMapping(t *testing.T) {
 		{"eim_one_collision", obs(o1a, m1, o1b, m2, o2a, m1, o2b, m1), registry.NATEndpointIndependent},
 		{"eim_one_collision_other_ip", obs(o1a, m1, o1b, m1, o2a, m1, o2b, m3), registry.NATEndpointIndependent},
 		{"three_of_four_one_ip", obs(o1a, m1, o1b, m1, o1a, m1, o2a, m2), registry.NATAddressDependent}, // a repeat is not a third
+		{"three_ports_one_ip_agree", obs(o1a, m1, o1b, m1, o1c, m1, o2a, m2), registry.NATAddressDependent}, // the agreeing three share one IP
 		{"three_observers_one_odd", obs(o1a, m1, o1b, m2, o2a, m1), registry.NATAddressAndPortDependent},
 		{"differs_across_ips_no_pair", obs(o1a, m1, o2a, m2), registry.NATUnknown},
 		{"invalid_ignored", append(obs(o1a, m1), Observation{Observer: ap(o2a)}), registry.NATUnknown},

@@ -9,24 +9,29 @@ import (
 
 // Component is what the records say of the overlay around one node: the
 // component of the active-view graph that holds it, as far as the records
-// show, and what lies outside.
+// show, and the largest other one.
 type Component struct {
 	// Size counts the nodes of our component, ourselves included.
 	Size int
 	// Mapped counts the nodes whose records name at least one neighbour,
 	// and ourselves: the part of the overlay the records map.
 	Mapped int
-	// Outside lists the inbound-capable nodes (Record.Inbound) of the
-	// mapped part that are not in our component, in the order of recs.
+	// Largest counts the nodes of the largest component other than ours
+	// (0 if there is none). A node that died without a tombstone keeps a
+	// record until it expires, which its neighbours' newer records
+	// disown: it is a component of one, never the rest of the overlay.
+	Largest int
+	// Outside lists the inbound-capable nodes (Record.Inbound) of that
+	// largest other component, in the order of recs: where to rejoin.
 	Outside []identity.NodeID
 }
 
-// Split reports whether our component holds at most half the mapped
-// nodes of an overlay of at least minMapped of them: the sign of a part
-// cut off from the rest. A split in two halves makes both sides report
+// Split reports whether the records show our part of an overlay of at
+// least minMapped mapped nodes cut off: another component of two or more
+// nodes is at least as large as ours. Halves of equal size both report
 // it, so both reach out.
 func (c Component) Split(minMapped int) bool {
-	return c.Mapped >= minMapped && 2*c.Size <= c.Mapped
+	return c.Mapped >= minMapped && c.Largest >= 2 && c.Largest >= c.Size
 }
 
 // ComponentOf finds self's component in the graph of the neighbour lists
@@ -81,37 +86,61 @@ func ComponentOf(recs []Record, self identity.NodeID, active []identity.NodeID) 
 		}
 		return names(y, x) || newer(x, y)
 	}
-	seen := map[identity.NodeID]bool{self: true}
-	stack := []identity.NodeID{self}
-	visit := func(x, y identity.NodeID) {
-		if !seen[y] && linked(x, y) {
-			seen[y] = true
-			stack = append(stack, y)
-		}
-	}
 	// Links are followed both ways: y may name x without x naming y.
+	// The rule is symmetric, so the components are well defined.
 	namedBy := make(map[identity.NodeID][]identity.NodeID, len(byID))
 	for id, e := range byID {
 		for _, y := range e.nbrs {
 			namedBy[y] = append(namedBy[y], id)
 		}
 	}
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, y := range byID[x].nbrs {
-			visit(x, y)
-		}
-		for _, y := range namedBy[x] {
-			if !seen[y] && !names(x, y) && newer(y, x) {
-				seen[y] = true
-				stack = append(stack, y)
+	comp := make(map[identity.NodeID]int, len(byID))
+	label := func(root identity.NodeID, c int) int {
+		comp[root] = c
+		size, stack := 1, []identity.NodeID{root}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			add := func(y identity.NodeID) {
+				if _, done := comp[y]; !done {
+					comp[y] = c
+					size++
+					stack = append(stack, y)
+				}
+			}
+			for _, y := range byID[x].nbrs {
+				if linked(x, y) {
+					add(y)
+				}
+			}
+			for _, y := range namedBy[x] {
+				if !names(x, y) && newer(y, x) {
+					add(y)
+				}
 			}
 		}
+		return size
 	}
-	c := Component{Size: len(seen), Mapped: len(byID)}
+	c := Component{Size: label(self, 0), Mapped: len(byID)}
+	// Label the rest in recs order, so ties between equal components go
+	// the same way on every run.
+	largest, sizes := -1, []int{c.Size}
 	for _, id := range order {
-		if !seen[id] && inbound[id] {
+		if _, done := comp[id]; done {
+			continue
+		}
+		k := len(sizes)
+		sizes = append(sizes, label(id, k))
+		if largest < 0 || sizes[k] > sizes[largest] {
+			largest = k
+		}
+	}
+	if largest < 0 {
+		return c
+	}
+	c.Largest = sizes[largest]
+	for _, id := range order {
+		if comp[id] == largest && inbound[id] {
 			c.Outside = append(c.Outside, id)
 		}
 	}

@@ -43,8 +43,8 @@ func islandRecords() ([]Record, []identity.NodeID) {
 func TestComponentOfIsland(t *testing.T) {
 	recs, ids := islandRecords()
 	c := ComponentOf(recs, ids[8], []identity.NodeID{ids[9]})
-	if c.Size != 2 || c.Mapped != 10 {
-		t.Fatalf("island member: size %d of %d mapped, want 2 of 10", c.Size, c.Mapped)
+	if c.Size != 2 || c.Mapped != 10 || c.Largest != 8 {
+		t.Fatalf("island member: size %d of %d mapped, largest other %d, want 2 of 10, 8", c.Size, c.Mapped, c.Largest)
 	}
 	if !c.Split(6) {
 		t.Fatalf("island of 2 in 10 not reported split")
@@ -139,5 +139,23 @@ func TestComponentOfAlone(t *testing.T) {
 	c = ComponentOf(recs, ids[0], []identity.NodeID{ids[1]})
 	if c.Size != 1 || c.Mapped != 1 || c.Split(2) {
 		t.Fatalf("unmapped overlay: size %d of %d mapped (split %v), want 1 of 1, not split", c.Size, c.Mapped, c.Split(2))
+	}
+}
+
+// Records of nodes that died without a tombstone stay until they expire,
+// naming neighbours whose newer records disown them: each is a component
+// of one, and a healthy overlay must not read them as the rest of it.
+func TestComponentOfDeadRecords(t *testing.T) {
+	recs, ids := islandRecords()
+	recs = recs[:8] // the ring, no island
+	for i := range 8 {
+		_, dead := testKey(100 + i)
+		recs = append(recs, Record{ID: dead, Inbound: true, Issued: t0.Add(-time.Hour),
+			Neighbors: []identity.NodeID{ids[i]}})
+	}
+	c := ComponentOf(recs, ids[2], []identity.NodeID{ids[1], ids[3]})
+	if c.Size != 8 || c.Mapped != 16 || c.Largest != 1 || c.Split(6) {
+		t.Fatalf("healthy ring among dead records: size %d of %d mapped, largest other %d (split %v), want 8 of 16, 1, not split",
+			c.Size, c.Mapped, c.Largest, c.Split(6))
 	}
 }

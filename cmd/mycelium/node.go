@@ -184,8 +184,10 @@ func runNodeRole(ctx context.Context, e *env, args []string, relay bool) error {
 	if relayed := countRelayed(n); relayed > 0 {
 		// Give the circuits we carry time to end or move; new ones are
 		// refused meanwhile. The drain has its own deadline
-		// (RelayResources.DrainTimeout); a second SIGINT or SIGTERM cuts
-		// it short, for a supervisor whose stop timeout is shorter.
+		// (RelayResources.DrainTimeout); a second SIGINT or SIGTERM (an
+		// operator's second Ctrl-C) cuts it short. A supervisor sends one
+		// signal, then kills: give it a stop timeout longer than the
+		// drain's.
 		log.Info("draining relayed circuits (signal again to stop now)", "circuits", relayed, "deadline", cfg.RelayResources.DrainTimeout)
 		dctx, stopDrain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		ended, derr := n.Drain(dctx)
