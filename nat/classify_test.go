@@ -45,7 +45,7 @@ func TestClassifyMapping(t *testing.T) {
 		{"apdm_one_pair_differs", obs(o1a, m1, o1b, m1, o2a, m2, o2b, m3), registry.NATAddressAndPortDependent},
 		{"eim_one_collision", obs(o1a, m1, o1b, m2, o2a, m1, o2b, m1), registry.NATEndpointIndependent},
 		{"eim_one_collision_other_ip", obs(o1a, m1, o1b, m1, o2a, m1, o2b, m3), registry.NATEndpointIndependent},
-		{"three_of_four_one_ip", obs(o1a, m1, o1b, m1, o1a, m1, o2a, m2), registry.NATAddressDependent}, // a repeat is not a third
+		{"three_of_four_one_ip", obs(o1a, m1, o1b, m1, o1a, m1, o2a, m2), registry.NATAddressDependent},     // a repeat is not a third
 		{"three_ports_one_ip_agree", obs(o1a, m1, o1b, m1, o1c, m1, o2a, m2), registry.NATAddressDependent}, // the agreeing three share one IP
 		{"three_observers_one_odd", obs(o1a, m1, o1b, m2, o2a, m1), registry.NATAddressAndPortDependent},
 		{"differs_across_ips_no_pair", obs(o1a, m1, o2a, m2), registry.NATUnknown},
