@@ -222,12 +222,19 @@ func (o *overlay) natRound() {
 func (o *overlay) natObservers() []netip.AddrPort {
 	byIP := map[netip.Addr][]netip.AddrPort{}
 	now := time.Now()
+	// Never our own addresses: a NAT-bound node's first record says it
+	// takes inbound connections and lists its private address, which
+	// can be ours too (every home LAN is 192.168.1.x). A request sent
+	// there comes back to us, reports our own address as mapped, and
+	// makes us believe we are public (seen in the 200-node netlab: one
+	// node classified itself public, and held that for natInterval).
+	own := o.localAddrs()
 	for _, r := range o.reg.Records(now) {
 		if r.ID == o.n.id || !r.Inbound {
 			continue
 		}
 		for _, a := range r.Listen {
-			if a.Addr().IsValid() && !a.Addr().IsUnspecified() && !slices.Contains(byIP[a.Addr()], a) && !o.n.probes.sentUs(a, now) {
+			if a.Addr().IsValid() && !a.Addr().IsUnspecified() && !slices.Contains(own, a) && !slices.Contains(byIP[a.Addr()], a) && !o.n.probes.sentUs(a, now) {
 				byIP[a.Addr()] = append(byIP[a.Addr()], a)
 			}
 		}

@@ -108,7 +108,20 @@ func TestSynctestDialAnyID(t *testing.T) {
 			}
 			return true
 		}
+		// Readiness takes about 40 s or, in some runs, 5m8s: one NAT round
+		// plus natInterval. Log who holds it up at 90 s, once.
+		stragglersLogged := false
 		for deadline := time.Now().Add(10 * time.Minute); !ready(); time.Sleep(100 * time.Millisecond) {
+			if !stragglersLogged && time.Since(labStart) > 90*time.Second {
+				stragglersLogged = true
+				for i, n := range nodes {
+					st := n.Stats()
+					if st.Known < nodesN || (i >= public && (st.NAT.Public || st.NAT.Observers == 0)) {
+						t.Logf("not ready at 90 s: node %d (public host %v): knows %d records, NAT %s/%s public %v, observers %d, reflexive %v",
+							i, i < public, st.Known, st.NAT.Mapping, st.NAT.Filtering, st.NAT.Public, st.NAT.Observers, st.NAT.Reflexive)
+					}
+				}
+			}
 			if time.Now().After(deadline) {
 				for i, n := range nodes {
 					st := n.Stats()
