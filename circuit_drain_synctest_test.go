@@ -20,6 +20,13 @@ import (
 // started before it).
 func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config, started []*Node)) []*Node {
 	t.Helper()
+	nodes, _ := labNodesHosts(t, n, mutate)
+	return nodes
+}
+
+// labNodesHosts is labCircuitNodes that also returns each node's host.
+func labNodesHosts(t *testing.T, n int, mutate func(i int, c *Config, started []*Node)) ([]*Node, []*netlab.Host) {
+	t.Helper()
 	cfg := netlab.DefaultConfig()
 	cfg.Link.Latency = 5 * time.Millisecond
 	lab, err := netlab.New(cfg)
@@ -28,6 +35,7 @@ func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config, started 
 	}
 	t.Cleanup(func() { lab.Close() })
 	var nodes []*Node
+	var hosts []*netlab.Host
 	for i := range n {
 		h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
 		if err != nil {
@@ -51,9 +59,9 @@ func labCircuitNodes(t *testing.T, n int, mutate func(i int, c *Config, started 
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nd.Close() })
-		nodes = append(nodes, nd)
+		nodes, hosts = append(nodes, nd), append(hosts, h)
 	}
-	return nodes
+	return nodes, hosts
 }
 
 // pingPong writes a message on c and checks its echo, leaving c open.

@@ -1,7 +1,6 @@
 package mycelium
 
 import (
-	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,40 +13,11 @@ import (
 // the first to it. It returns the nodes and the second's host.
 func silentPair(t *testing.T, mutate func(*Config)) (a, b *Node, bHost *netlab.Host) {
 	t.Helper()
-	cfg := netlab.DefaultConfig()
-	cfg.Link.Latency = 5 * time.Millisecond
-	lab, err := netlab.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lab.Close() })
-	var nodes []*Node
-	var hosts []*netlab.Host
-	for i := range 2 {
-		h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc, err := h.ListenPacket(4433)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, _ := GenerateKey()
-		c := DefaultConfig()
-		c.Key, c.PacketConn = key, pc
+	nodes, hosts := labNodesHosts(t, 2, func(_ int, c *Config, _ []*Node) {
 		if mutate != nil {
-			mutate(&c)
+			mutate(c)
 		}
-		n, err := New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		nodes, hosts = append(nodes, n), append(hosts, h)
-	}
+	})
 	a, b = nodes[0], nodes[1]
 	serveEcho(t, mustListen(t, b, "echo"))
 	if err := a.Connect(ctxT(t), b.ID(), b.LocalAddr()); err != nil {

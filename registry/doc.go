@@ -128,4 +128,13 @@
 //   - Changed{ID, Removed}: pass on to whatever caches records.
 //   - Call HandleNeighborUp and HandleNeighborDown as the overlay's
 //     active view changes (membership's NeighborUp/NeighborDown).
+//
+// # The overlay from the records
+//
+// Records name their neighbours, so the records a node holds draw the
+// overlay's active-view graph. ComponentOf finds the node's component in
+// it, trusting the newer end where the two ends of a link disagree; the
+// node's driver rejoins through the largest other component when
+// Component.Split says its own part is cut off (a part that broadcasts no
+// longer reach keeps the stale records of the rest).
 package registry

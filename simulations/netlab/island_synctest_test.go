@@ -33,74 +33,31 @@ import (
 // without it.
 func TestSynctestIslandRejoins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := netlab.DefaultConfig()
-		cfg.Link.Latency = 5 * time.Millisecond
-		lab, err := netlab.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer lab.Close()
+		lab := newLab(t, func(c *netlab.Config) { c.Link.Latency = 5 * time.Millisecond })
 		var nodes []*mycelium.Node
 		defer func() {
 			for _, n := range nodes {
 				n.Close()
 			}
 		}()
-		start := func(pc *netlab.Conn, boot []mycelium.Peer, island bool) *mycelium.Node {
-			key, _ := mycelium.GenerateKey()
-			c := mycelium.DefaultConfig()
-			c.Key, c.PacketConn, c.Bootstrap = key, pc, boot
-			if island {
-				c.Membership.StarveTicks = 0
-				c.Membership.ActiveSize = 16 // more than the overlay has: never full, never evicts
-			}
-			n, err := mycelium.New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.Start(); err != nil {
-				t.Fatal(err)
-			}
-			nodes = append(nodes, n)
-			return n
-		}
 		const public = 12
 		var boot []mycelium.Peer
 		for i := range public {
-			h, err := lab.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc, err := h.ListenPacket(4433)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := start(pc, boot, false)
+			n := labNodeBoot(t, addHost(t, lab, netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)})), 4433, boot)
+			nodes = append(nodes, n)
 			if boot == nil {
 				boot = []mycelium.Peer{{ID: n.ID(), Addr: n.LocalAddr()}}
 			}
 		}
-		nat, err := lab.AddNAT(natCfg("198.51.100.1", netlab.AddressAndPortDependent, netlab.AddressAndPortDependent))
-		if err != nil {
-			t.Fatal(err)
+		nat := addNAT(t, lab, natCfg("198.51.100.1", netlab.AddressAndPortDependent, netlab.AddressAndPortDependent))
+		islander := func(c *mycelium.Config) {
+			c.Membership.StarveTicks = 0
+			c.Membership.ActiveSize = 16 // more than the overlay has: never full, never evicts
 		}
-		var island []*mycelium.Node
-		for i := range 2 {
-			h, err := nat.AddHost(netip.AddrFrom4([4]byte{192, 168, 1, byte(10 + i)}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pc, err := h.ListenPacket(4433)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := boot
-			if i == 1 {
-				b = []mycelium.Peer{{ID: island[0].ID(), Addr: island[0].LocalAddr()}}
-			}
-			island = append(island, start(pc, b, true))
-		}
-		x, y := island[0], island[1]
+		x := labNodeBoot(t, addHost(t, nat, netip.MustParseAddr("192.168.1.10")), 4433, boot, islander)
+		y := labNodeBoot(t, addHost(t, nat, netip.MustParseAddr("192.168.1.11")), 4433,
+			[]mycelium.Peer{{ID: x.ID(), Addr: x.LocalAddr()}}, islander)
+		nodes = append(nodes, x, y)
 		total := public + 2
 
 		linked := func(a, b *mycelium.Node) bool { return slices.Contains(a.Stats().Active, b.ID()) }
@@ -113,7 +70,7 @@ func TestSynctestIslandRejoins(t *testing.T) {
 			}
 			return k
 		}
-		waitFor := func(what string, limit time.Duration, ok func() bool) {
+		waitUntil := func(what string, limit time.Duration, ok func() bool) {
 			t.Helper()
 			for deadline := time.Now().Add(limit); !ok(); time.Sleep(time.Second) {
 				if time.Now().After(deadline) {
@@ -125,7 +82,7 @@ func TestSynctestIslandRejoins(t *testing.T) {
 		// X must hold records that map the overlay: each names its
 		// neighbours (a node's first record names none; it re-publishes a
 		// minute after its view changes).
-		waitFor("every node knows every record, X's name their neighbours, X and Y are linked, X reaches outside", 5*time.Minute, func() bool {
+		waitUntil("every node knows every record, X's name their neighbours, X and Y are linked, X reaches outside", 5*time.Minute, func() bool {
 			for _, n := range nodes {
 				if n.Stats().Known < total {
 					return false
@@ -145,7 +102,7 @@ func TestSynctestIslandRejoins(t *testing.T) {
 		if err := nat.SetLink(cut); err != nil {
 			t.Fatal(err)
 		}
-		waitFor("X and Y an island", 5*time.Minute, func() bool {
+		waitUntil("X and Y an island", 5*time.Minute, func() bool {
 			return outside(x) == 0 && outside(y) == 0 && linked(x, y) && linked(y, x)
 		})
 		time.Sleep(5 * time.Minute)
@@ -165,7 +122,7 @@ func TestSynctestIslandRejoins(t *testing.T) {
 		// One link out joins the island to the rest (Y, whose only
 		// neighbour may stay X with escalations off, is then no longer
 		// cut off, and its own check says so).
-		waitFor("X and Y back in the overlay", 10*time.Minute, func() bool { return outside(x)+outside(y) > 0 })
+		waitUntil("X and Y back in the overlay", 10*time.Minute, func() bool { return outside(x)+outside(y) > 0 })
 		t.Logf("back after %v (virtual)", time.Since(back))
 		// No node of the healthy part ever took itself for cut off: the
 		// island's two records are a smaller component than its own.

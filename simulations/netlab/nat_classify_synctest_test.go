@@ -105,7 +105,9 @@ func TestSynctestNATMappingClassified(t *testing.T) {
 	}
 }
 
-func labNodeBoot(t *testing.T, h *netlab.Host, port uint16, boot []mycelium.Peer) *mycelium.Node {
+// labNodeBoot starts a node on h:port that joins through boot, with
+// mutate applied to its config.
+func labNodeBoot(t *testing.T, h *netlab.Host, port uint16, boot []mycelium.Peer, mutate ...func(*mycelium.Config)) *mycelium.Node {
 	t.Helper()
 	pc, err := h.ListenPacket(port)
 	if err != nil {
@@ -114,6 +116,9 @@ func labNodeBoot(t *testing.T, h *netlab.Host, port uint16, boot []mycelium.Peer
 	key, _ := mycelium.GenerateKey()
 	cfg := mycelium.DefaultConfig()
 	cfg.Key, cfg.PacketConn, cfg.Bootstrap = key, pc, boot
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	n, err := mycelium.New(cfg)
 	if err != nil {
 		t.Fatal(err)
