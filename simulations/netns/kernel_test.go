@@ -28,6 +28,14 @@ const reflectorPort = 7000
 // test ends, and returns its address.
 func udpReflector(t *testing.T, h *Host) netip.AddrPort {
 	t.Helper()
+	_, addr := udpReflectorConn(t, h)
+	return addr
+}
+
+// udpReflectorConn is udpReflector that also returns its socket, to send
+// from the reflector's address.
+func udpReflectorConn(t *testing.T, h *Host) (net.PacketConn, netip.AddrPort) {
+	t.Helper()
 	addr := netip.AddrPortFrom(h.Addr, reflectorPort)
 	c, err := h.ListenPacket("udp4", addr.String())
 	if err != nil {
@@ -46,7 +54,7 @@ func udpReflector(t *testing.T, h *Host) netip.AddrPort {
 		}
 	}()
 	t.Cleanup(func() { c.Close(); <-done })
-	return addr
+	return c, addr
 }
 
 // udpSocket is a UDP socket in h's namespace on h's address and port.
@@ -164,6 +172,67 @@ func TestMasqueradePortCollision(t *testing.T) {
 			t.Errorf("%s again arrives from %v, want %v as before", c.what, got, c.want)
 		}
 	}
+}
+
+// TestUnsolicitedInboundKeepsMapping: a datagram from outside addressed to
+// the router's public address and a port no mapping uses is dropped before
+// conntrack records it. Were it let in to the router itself (where nothing
+// listens), its conntrack entry would hold that public port towards its
+// sender, and a host sending later from the same port to that sender would
+// get a random port there: one remote would see the host from another port,
+// and the recipe would not be the endpoint-independent mapping it claims.
+// CI met that: nodes that learnt a NAT-bound node's address from its record
+// reached it before it reached them.
+func TestUnsolicitedInboundKeepsMapping(t *testing.T) {
+	tb := New(t)
+	for _, recipe := range []Recipe{Masquerade, AddressDependentFiltering, EndpointIndependentFiltering} {
+		t.Run(recipe.String(), func(t *testing.T) {
+			r := tb.AddNAT("nat"+strconv.Itoa(int(recipe)), recipe)
+			s1, s1Addr := udpReflectorConn(t, tb.AddPublicHost("s1r"+strconv.Itoa(int(recipe))))
+			const port = 5000
+			pub := netip.AddrPortFrom(r.PublicAddr(), port)
+			before := inputDrops(t, r)
+			if _, err := s1.WriteTo([]byte("unsolicited"), net.UDPAddrFromAddrPort(pub)); err != nil {
+				t.Fatal(err)
+			}
+			// Wait for the router to have dropped it (the packet's
+			// arrival is the event; the poll only bounds the wait).
+			deadline := time.Now().Add(waitLimit)
+			for inputDrops(t, r) == before {
+				if time.Now().After(deadline) {
+					t.Fatalf("the router's INPUT drop counter stayed at %d: the unsolicited datagram never arrived", before)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			a := udpSocket(t, r.AddHost("a"+strconv.Itoa(int(recipe))), port)
+			if got := mustWhoami(t, a, s1Addr); got != pub {
+				ct, _ := r.Conntrack()
+				t.Fatalf("a:%d -> s1 arrives from %v, want %v (port kept): the unsolicited datagram took the port\n%s", port, got, pub, ct)
+			}
+		})
+	}
+}
+
+// inputDrops is the packet count of the router's rule that drops new
+// inbound flows addressed to itself.
+func inputDrops(t *testing.T, r *Router) int {
+	t.Helper()
+	out, err := r.run("", "iptables", "-L", "INPUT", "-v", "-x", "-n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[2] == "DROP" {
+			n, err := strconv.Atoi(f[0])
+			if err != nil {
+				t.Fatalf("iptables counter %q: %v", f[0], err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("the router has no INPUT DROP rule:\n%s", out)
+	return 0
 }
 
 // ctEntry is one line of `conntrack -L`: the first src and sport (the

@@ -23,6 +23,7 @@ import (
 //	-A MYC-SNAT -j MASQUERADE --random-fully    (MasqueradeRandomFully)
 //	COMMIT
 //	*filter
+//	-A INPUT -i wan -m conntrack --ctstate NEW -j DROP
 //	-A FORWARD -i wan -o lan -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 //	-A FORWARD -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT
 //	-A FORWARD -i wan -o lan -j DROP
@@ -42,6 +43,13 @@ import (
 // that is for every new destination endpoint: address-and-port-dependent
 // mapping. The FORWARD rules are the firewall any home router has: nothing
 // reaches the LAN unless conntrack knows it or a DNAT rule sent it there.
+// The INPUT rule drops a new flow addressed to the router itself (a
+// datagram to a public port no mapping or DNAT uses) before conntrack
+// confirms it. Let in, its entry would hold that public port towards its
+// sender, and a host later sending from that port to that sender would get
+// a random one: the mapping would stop being endpoint-independent for
+// whoever reached the host's address first (TestUnsolicitedInboundKeepsMapping;
+// CI met it when nodes dialled a NAT-bound node's advertised address).
 // Router.Forward appends static DNAT rules to MYC-DNAT.
 //
 // After a RebindPort, MYC-SNAT holds a port range instead (RANGE alternates
@@ -64,6 +72,7 @@ const baseRules = `*nat
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
+-A INPUT -i wan -m conntrack --ctstate NEW -j DROP
 -A FORWARD -i wan -o lan -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A FORWARD -i wan -o lan -m conntrack --ctstate DNAT -j ACCEPT
 -A FORWARD -i wan -o lan -j DROP
