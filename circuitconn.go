@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,7 +33,9 @@ func viaString(via []NodeID) string {
 // Like UDP it loses packets rather than block: a full queue drops.
 type circuitConn struct {
 	local, remote net.Addr
-	send          func(b []byte) error
+	circuitSend   func(b []byte) error                 // into the circuit
+	send          atomic.Pointer[func(b []byte) error] // over the current path
+	session       atomic.Pointer[pathSession]
 	in            chan []byte
 	done          chan struct{}
 	closeOnce     sync.Once
@@ -46,9 +49,17 @@ type circuitConn struct {
 const circuitQueue = 256
 
 func newCircuitConn(local, remote net.Addr, send func([]byte) error) *circuitConn {
-	return &circuitConn{local: local, remote: remote, send: send, in: make(chan []byte, circuitQueue),
+	c := &circuitConn{local: local, remote: remote, circuitSend: send, in: make(chan []byte, circuitQueue),
 		done: make(chan struct{}), rdlWake: make(chan struct{})}
+	c.send.Store(&send)
+	return c
 }
+
+// setSend makes WriteTo send over another path.
+func (c *circuitConn) setSend(f func([]byte) error) { c.send.Store(&f) }
+
+// setSession records the path layer beneath the connection.
+func (c *circuitConn) setSession(s *pathSession) { c.session.Store(s) }
 
 // deliver queues an opened packet for ReadFrom; it reports false when the
 // queue is full or the conn closed (the packet is dropped).
@@ -104,7 +115,7 @@ func (c *circuitConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "circuit", Addr: c.remote, Err: net.ErrClosed}
 	default:
 	}
-	c.send(b) // a lost packet is QUIC's to recover, as on UDP
+	(*c.send.Load())(b) // a lost packet is QUIC's to recover, as on UDP
 	return len(b), nil
 }
 

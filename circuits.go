@@ -282,6 +282,10 @@ func (n *Node) readDatagrams(pc *peerConn) {
 // deliverEnd hands an opened packet to an end's inner QUIC, counting it
 // as dropped when the end's queue is full.
 func (n *Node) deliverEnd(cc *circuitConn, p []byte) {
+	if wire.IsPathPacket(p) {
+		n.handlePath(p, nil, cc) // the path layer's PING and PONG
+		return
+	}
 	if !cc.deliver(p) {
 		n.stats.circuitDropped.Add(1)
 	}
@@ -493,24 +497,51 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	if err != nil {
 		return
 	}
-	pc := n.addConnVia(qc, id, false, []NodeID{prev})
+	sess, err := n.startSession(qc, id, cc, false)
+	if err != nil {
+		qc.CloseWithError(0, "no path layer")
+		return
+	}
+	n.addConnSession(qc, id, false, []NodeID{prev}, sess)
 	n.log.Info("circuit accepted", "peer", id.Short(), "from", prev.Short())
-	// The circuit lives while the setup stream and the inner connection do.
+	// The circuit lives while the setup stream and the inner connection
+	// do; the connection outlives it if it has moved to a direct path.
 	gone := cs.watch(ec)
 	defer cs.unwatch(ec)
 	closed := make(chan byte, 1)
 	go func() { closed <- awaitDestroy(c) }()
+	var goesOn bool
 	select {
 	case r := <-closed:
 		cs.table.Close(ec, r)
-		pc.qc.CloseWithError(0, circuitGoneMsg(r))
+		goesOn = n.circuitEnded(sess, circuitGoneMsg(r))
 	case <-gone:
 		sendDestroy(c, cid, ec.Reason())
-		pc.qc.CloseWithError(0, circuitGoneMsg(ec.Reason()))
+		goesOn = n.circuitEnded(sess, circuitGoneMsg(ec.Reason()))
 	case <-qc.Context().Done():
 		sendDestroy(c, cid, wire.ReasonClosed)
 	case <-n.ctx.Done():
 	}
+	if goesOn {
+		cs.setEnd(ec, nil)
+		cs.table.Close(ec, wire.ReasonClosed)
+		select {
+		case <-qc.Context().Done():
+		case <-n.ctx.Done():
+		}
+	}
+}
+
+// circuitEnded is told that the circuit beneath sess's connection ended:
+// the connection goes on if it has a direct path to move to (it reports
+// true), else it is closed with msg.
+func (n *Node) circuitEnded(sess *pathSession, msg string) bool {
+	if sess.circuitLost() {
+		n.log.Info("circuit ended; the connection goes on over a direct path", "peer", sess.peer.Short(), "why", msg)
+		return true
+	}
+	sess.qc.CloseWithError(0, msg)
+	return false
 }
 
 // candidateOf is what path selection needs of a record: the links it
@@ -749,7 +780,15 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 		bc.close(n)
 		return nil, err
 	}
-	pc := n.addConnVia(qc, target.id, true, bc.via)
+	sess, err := n.startSession(qc, target.id, cc, true)
+	if err != nil {
+		qc.CloseWithError(0, "no path layer")
+		cs.setEnd(bc.ic, nil)
+		tr.Close()
+		bc.close(n)
+		return nil, err
+	}
+	pc := n.addConnSession(qc, target.id, true, bc.via, sess)
 	n.log.Info("circuit built", "peer", target.id.Short(), "via", viaString(bc.via))
 	gone := cs.watch(bc.ic)
 	release := func() {
@@ -761,16 +800,27 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 		defer cs.unwatch(bc.ic)
 		closed := make(chan byte, 1)
 		go func() { closed <- awaitDestroy(bc.stream) }()
+		var goesOn bool
 		select {
 		case r := <-closed:
 			cs.table.Close(bc.ic, r)
-			qc.CloseWithError(0, circuitGoneMsg(r))
+			goesOn = n.circuitEnded(sess, circuitGoneMsg(r))
 		case <-gone:
 			sendDestroy(bc.stream, cid, bc.ic.Reason())
-			qc.CloseWithError(0, circuitGoneMsg(bc.ic.Reason()))
+			goesOn = n.circuitEnded(sess, circuitGoneMsg(bc.ic.Reason()))
 		case <-qc.Context().Done():
 			sendDestroy(bc.stream, cid, wire.ReasonClosed)
 		case <-n.ctx.Done():
+		}
+		if goesOn {
+			// The connection moved off the circuit: free the circuit,
+			// keep the connection's transport while it lives.
+			cs.setEnd(bc.ic, nil)
+			bc.close(n)
+			select {
+			case <-qc.Context().Done():
+			case <-n.ctx.Done():
+			}
 		}
 		release()
 	}) {

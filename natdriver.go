@@ -99,6 +99,10 @@ func (s *stunServer) stats() nat.ServerStats {
 // answered at once; anything else that looks like STUN goes to the
 // driver's prober (dropped, and counted, if the driver is busy).
 func (n *Node) handleNonQUIC(b []byte, from net.Addr) {
+	if wire.IsPathPacket(b) {
+		n.handlePath(b, from, nil)
+		return
+	}
 	n.stats.nonQUICPackets.Add(1)
 	if wire.IsPunchOpener(b) {
 		n.stats.punchOpenersSeen.Add(1)

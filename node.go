@@ -45,6 +45,9 @@ type Node struct {
 	punches *punchState // bounds the hole punches relayed and answered
 	probes  *natProbes  // NAT filtering probes: pending, contacted addresses
 	circ    *circuitState
+
+	sessMu   sync.Mutex
+	sessions map[wire.PathSession]*pathSession // path layers, by the session ID packets to us carry
 }
 
 // New checks cfg and returns a node that is not yet started.
@@ -61,6 +64,7 @@ func New(cfg Config) (*Node, error) {
 		stun:      newSTUNServer(),
 		punches:   newPunchState(),
 		probes:    newNATProbes(),
+		sessions:  make(map[wire.PathSession]*pathSession),
 	}
 	n.log = cfg.Logger.With("node", n.id.Short())
 	cs, err := newCircuitState(cfg.Key, cfg.RelayResources)
@@ -300,7 +304,13 @@ func (n *Node) addConn(qc *quic.Conn, id NodeID, outbound bool) *peerConn {
 
 // addConnVia is addConn for a connection inside a circuit through via.
 func (n *Node) addConnVia(qc *quic.Conn, id NodeID, outbound bool, via []NodeID) *peerConn {
-	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now(), via: via}
+	return n.addConnSession(qc, id, outbound, via, nil)
+}
+
+// addConnSession is addConnVia for a connection with a path layer
+// beneath it.
+func (n *Node) addConnSession(qc *quic.Conn, id NodeID, outbound bool, via []NodeID, sess *pathSession) *peerConn {
+	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now(), via: via, session: sess}
 	actions, lost, evicted := n.peers.add(pc)
 	if lost {
 		n.stats.duplicateConns.Add(1)
@@ -316,6 +326,8 @@ func (n *Node) addConnVia(qc *quic.Conn, id NodeID, outbound bool, via []NodeID)
 	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
 	if via == nil {
 		n.spawn(func() { n.readDatagrams(pc) })
+		// A connection inside a circuit to the same peer may move here.
+		n.sessionsDirect(id, qc.RemoteAddr())
 	}
 	if !n.spawn(func() { n.serveConn(pc) }) {
 		qc.CloseWithError(codeNodeClosing, "node closing")
@@ -666,4 +678,5 @@ type counters struct {
 	circuitDropped                                  atomic.Uint64
 	natLocalChanges                                 atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
+	migrations, pathDropped                         atomic.Uint64
 }

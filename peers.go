@@ -50,8 +50,9 @@ type peerConn struct {
 	peer     NodeID
 	outbound bool // this node dialed it
 	since    time.Time
-	via      []NodeID    // the relays of the circuit it runs inside; nil when direct
-	silent   atomic.Bool // closed by closeSilent
+	via      []NodeID     // the relays of the circuit it runs inside; nil when direct
+	silent   atomic.Bool  // closed by closeSilent
+	session  *pathSession // the path layer beneath a connection that began in a circuit; nil when direct
 
 	// Guarded by peerTable.mu.
 	streams     int  // streams in use: opened (acked or waiting) or accepted
@@ -357,7 +358,13 @@ func (t *peerTable) snapshot() []peerSnapshot {
 		if ps.active == nil {
 			continue
 		}
-		out = append(out, peerSnapshot{id: id, pc: ps.active, streams: ps.active.streams, draining: len(ps.draining)})
+		snap := peerSnapshot{id: id, pc: ps.active, streams: ps.active.streams, draining: len(ps.draining)}
+		for _, c := range append([]*peerConn{ps.active}, ps.draining...) {
+			if c.session != nil {
+				snap.sessions = append(snap.sessions, c.session)
+			}
+		}
+		out = append(out, snap)
 	}
 	slices.SortFunc(out, func(a, b peerSnapshot) int {
 		switch {
@@ -376,6 +383,7 @@ type peerSnapshot struct {
 	pc       *peerConn
 	streams  int
 	draining int
+	sessions []*pathSession // the path layers of its connections, active and draining
 }
 
 // all returns every connection, active and draining, for shutdown.

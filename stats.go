@@ -5,6 +5,7 @@ import (
 
 	"github.com/mycelium-net/mycelium/broadcast"
 	"github.com/mycelium-net/mycelium/membership"
+	"github.com/mycelium-net/mycelium/migration"
 	"github.com/mycelium-net/mycelium/registry"
 )
 
@@ -28,18 +29,25 @@ type Stats struct {
 
 // PeerStats describes the connection to one peer.
 type PeerStats struct {
-	ID        NodeID        `json:"id"`
-	Path      string        `json:"path"` // "direct", or "circuit" through relays
-	Hops      int           `json:"hops"` // relays on the circuit; 0 when direct
-	Via       []NodeID      `json:"via"`  // the circuit's relays, first hop first; empty when direct
-	Addr      string        `json:"addr"` // the peer's address on the path
-	RTT       time.Duration `json:"-"`
-	RTTMillis float64       `json:"rtt_ms"`
-	Outbound  bool          `json:"outbound"` // this node dialed the connection
-	Streams   int           `json:"streams"`  // streams open on it
-	Since     time.Time     `json:"since"`
-	BytesSent uint64        `json:"bytes_sent"`
-	BytesRecv uint64        `json:"bytes_received"`
+	ID NodeID `json:"id"`
+	// Path is how the connection's packets travel now: "direct", or
+	// "circuit" through relays. A connection that began in a circuit
+	// and moved to a direct path (see Migrations) is "direct".
+	Path string   `json:"path"`
+	Hops int      `json:"hops"` // relays on the circuit; 0 when direct
+	Via  []NodeID `json:"via"`  // the circuit's relays, first hop first; empty when direct
+	// Migrations counts the moves between paths (circuit to direct and
+	// back, one direct path to another) of this peer's connections, the
+	// active one and those still draining, since they opened.
+	Migrations uint64        `json:"migrations"`
+	Addr       string        `json:"addr"` // the peer's address on the path
+	RTT        time.Duration `json:"-"`
+	RTTMillis  float64       `json:"rtt_ms"`
+	Outbound   bool          `json:"outbound"` // this node dialed the connection
+	Streams    int           `json:"streams"`  // streams open on it
+	Since      time.Time     `json:"since"`
+	BytesSent  uint64        `json:"bytes_sent"`
+	BytesRecv  uint64        `json:"bytes_received"`
 }
 
 // Counters are totals since the node started.
@@ -67,6 +75,13 @@ type Counters struct {
 	// path that QUIC's idle timeout had not caught yet. The dial that
 	// found it goes on over a new connection.
 	SilentConns uint64 `json:"silent_conns"`
+	// Migrations counts moves of connections between paths (the path
+	// layer's switches after a connection's first path).
+	Migrations uint64 `json:"migrations"`
+	// PathDropped counts path-layer packets dropped: malformed, for no
+	// session of ours, failing their tag, past the PING rate, or a full
+	// queue.
+	PathDropped uint64 `json:"path_dropped"`
 	// Hole punching: coordinated tries, those that gave a direct
 	// connection, dials that gave up after every try, dials not tried
 	// because the two NATs cannot be punched; punches this node
@@ -122,6 +137,8 @@ func (n *Node) Stats() Stats {
 			RegistryRejoins:  n.stats.registryRejoins.Load(),
 			PartitionRejoins: n.stats.partitionRejoins.Load(),
 			SilentConns:      n.stats.silentConns.Load(),
+			Migrations:       n.stats.migrations.Load(),
+			PathDropped:      n.stats.pathDropped.Load(),
 			PunchAttempts:    n.stats.punchAttempts.Load(),
 			PunchDirect:      n.stats.punchDirect.Load(),
 			PunchFailed:      n.stats.punchFailed.Load(),
@@ -157,23 +174,32 @@ func (n *Node) Stats() Stats {
 	}
 	for _, p := range n.peers.snapshot() {
 		cs := p.pc.qc.ConnectionStats()
-		path := "direct"
-		if p.pc.via != nil {
+		path, via := "direct", p.pc.via
+		if via != nil {
 			path = "circuit"
 		}
+		var migrations uint64
+		for _, s := range p.sessions {
+			ps := s.stats()
+			migrations += ps.migrations
+			if s == p.pc.session && ps.kind == migration.Direct {
+				path, via = "direct", nil
+			}
+		}
 		st.Peers = append(st.Peers, PeerStats{
-			ID:        p.id,
-			Path:      path,
-			Hops:      len(p.pc.via),
-			Via:       p.pc.via,
-			Addr:      p.pc.qc.RemoteAddr().String(),
-			RTT:       cs.SmoothedRTT,
-			RTTMillis: float64(cs.SmoothedRTT.Microseconds()) / 1000,
-			Outbound:  p.pc.outbound,
-			Streams:   p.streams,
-			Since:     p.pc.since,
-			BytesSent: cs.BytesSent,
-			BytesRecv: cs.BytesReceived,
+			ID:         p.id,
+			Path:       path,
+			Hops:       len(via),
+			Via:        via,
+			Migrations: migrations,
+			Addr:       p.pc.qc.RemoteAddr().String(),
+			RTT:        cs.SmoothedRTT,
+			RTTMillis:  float64(cs.SmoothedRTT.Microseconds()) / 1000,
+			Outbound:   p.pc.outbound,
+			Streams:    p.streams,
+			Since:      p.pc.since,
+			BytesSent:  cs.BytesSent,
+			BytesRecv:  cs.BytesReceived,
 		})
 	}
 	return st

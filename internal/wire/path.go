@@ -2,8 +2,8 @@ package wire
 
 import (
 	"crypto/hmac"
-	"encoding/binary"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 )
 

@@ -1,0 +1,551 @@
+package mycelium
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/migration"
+)
+
+// The path layer (DESIGN.md, "The peer connection and its paths").
+//
+// A connection that starts inside a circuit runs on a circuitConn, a
+// net.PacketConn whose remote address never changes: quic-go sees one
+// peer address for the connection's whole life. Beneath it a pathSession
+// sends each packet over the current path, the circuit or a direct UDP
+// path on the node's socket (wire.PathData packets), and takes packets
+// from any of them. So the connection, and its streams, outlive each path:
+// it moves to a punched direct path, back to the circuit when the direct
+// path dies, and on when the circuit dies while a direct path works.
+//
+// Which path is current is migration.Machine's decision; the session is
+// its driver. It validates a path by an authenticated PING answered by a
+// PONG (wire.PathPing, keyed by the connection's TLS exporter), and
+// keeps every path under keep-alive PINGs whose answers give the machine
+// its RTT samples and whose silence its keep-alive losses. A direct path
+// is learnt only from an authenticated PING or from a direct connection
+// of the node's own to the peer (a punch's), and is used only once a
+// PONG has come back on it. DATA packets are taken from anywhere: the
+// end-to-end QUIC connection authenticates every one, so a forged one is
+// dropped there and teaches the session nothing.
+//
+// Both ends run a session and decide for themselves: each end's sending
+// path is its own, so the two directions may briefly travel different
+// paths, which QUIC does not mind.
+
+// Path-layer timing. A keep-alive is answered within a round trip, so a
+// current path that stops answering is suspect after SuspectAfter
+// intervals (3 × 250 ms) and the connection moves to another validated
+// path then: well under a second of stall on paths of a few tens of
+// milliseconds. Other paths are pinged less often, enough to keep their
+// NAT mappings and the circuit's relays from timing them out.
+const (
+	pathKeepAlive    = 250 * time.Millisecond
+	pathStandbyPing  = 2 * time.Second
+	maxDirectPaths   = 4  // direct paths a session holds at once
+	pathPingsPerSec  = 20 // PINGs a session answers per second (and burst)
+	pathPingsPending = 64 // PINGs awaiting a PONG, across paths
+)
+
+// pathCircuit is the path ID of the circuit a session starts on.
+const pathCircuit migration.PathID = 1
+
+// pathSession is the path layer of one connection that started in a
+// circuit.
+type pathSession struct {
+	n      *Node
+	peer   NodeID
+	qc     *quic.Conn
+	cc     *circuitConn
+	rx, tx wire.PathSession // rx: packets to us carry it; tx: packets to the peer
+	key    [wire.PathKeyLen]byte
+
+	mu         sync.Mutex
+	m          *migration.Machine
+	routes     map[migration.PathID]*pathRoute
+	nextID     migration.PathID
+	pings      map[uint64]sentPing
+	current    migration.PathID
+	since      time.Time // when current became current
+	onPath     map[migration.Kind]time.Duration
+	migrations uint64 // switches after the first path
+	byCause    map[migration.Cause]uint64
+	tokens     float64 // PINGs we may still answer (refilled at pathPingsPerSec)
+	refilled   time.Time
+	upgrading  bool
+	closed     bool
+}
+
+// pathRoute is one path of a session.
+type pathRoute struct {
+	id       migration.PathID
+	kind     migration.Kind
+	addr     net.Addr // a direct path's remote address; nil for the circuit
+	send     func([]byte) error
+	probing  bool
+	awaiting uint64 // the nonce of the keep-alive not yet answered, 0 if none
+	nextPing time.Time
+}
+
+type sentPing struct {
+	path  migration.PathID
+	at    time.Time
+	probe bool
+}
+
+// sessionKeys derives a connection's path-layer session IDs and key from
+// its TLS exporter. Both ends derive the same three values.
+func sessionKeys(qc *quic.Conn, client bool) (rx, tx wire.PathSession, key [wire.PathKeyLen]byte, err error) {
+	tlsState := qc.ConnectionState().TLS
+	m, err := tlsState.ExportKeyingMaterial("mycelium path layer", nil, 2*wire.PathSessionLen+wire.PathKeyLen)
+	if err != nil {
+		return rx, tx, key, err
+	}
+	var toClient, toServer wire.PathSession
+	copy(toServer[:], m[:wire.PathSessionLen])
+	copy(toClient[:], m[wire.PathSessionLen:2*wire.PathSessionLen])
+	copy(key[:], m[2*wire.PathSessionLen:])
+	if client {
+		return toClient, toServer, key, nil
+	}
+	return toServer, toClient, key, nil
+}
+
+// startSession puts a path layer under qc, a connection on cc inside a
+// circuit (client: this node dialed it). The circuit is its first path,
+// validated by the handshake. It runs until qc ends.
+func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client bool) (*pathSession, error) {
+	rx, tx, key, err := sessionKeys(qc, client)
+	if err != nil {
+		return nil, fmt.Errorf("path layer keys: %w", err)
+	}
+	var seed [16]byte
+	rand.Read(seed[:])
+	m, err := migration.New(migration.DefaultConfig(), mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	s := &pathSession{
+		n: n, peer: peer, qc: qc, cc: cc, rx: rx, tx: tx, key: key,
+		m: m, routes: make(map[migration.PathID]*pathRoute), nextID: pathCircuit + 1,
+		pings: make(map[uint64]sentPing), onPath: make(map[migration.Kind]time.Duration),
+		byCause: make(map[migration.Cause]uint64), tokens: pathPingsPerSec, refilled: now,
+	}
+	n.sessMu.Lock()
+	if _, taken := n.sessions[rx]; taken {
+		n.sessMu.Unlock()
+		return nil, errors.New("path layer: session ID taken")
+	}
+	n.sessions[rx] = s
+	n.sessMu.Unlock()
+	cc.setSession(s)
+
+	s.mu.Lock()
+	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend}
+	outs, _ := m.AddPath(now, pathCircuit, migration.Circuit)
+	s.apply(now, outs)
+	s.routes[pathCircuit].probing = false
+	s.apply(now, m.Validated(now, pathCircuit, max(qc.ConnectionStats().SmoothedRTT, time.Millisecond)))
+	s.mu.Unlock()
+
+	// A direct connection of ours to the peer says where it is.
+	if pc := n.peers.active(peer); pc != nil && pc.via == nil {
+		s.addDirect(pc.qc.RemoteAddr(), true)
+	}
+	if !n.spawn(s.run) {
+		s.close()
+		return nil, net.ErrClosed
+	}
+	return s, nil
+}
+
+// run sends the keep-alives and probes until the connection ends.
+func (s *pathSession) run() {
+	t := time.NewTicker(pathKeepAlive)
+	defer t.Stop()
+	defer s.close()
+	for {
+		select {
+		case <-t.C:
+			s.tick(time.Now())
+		case <-s.qc.Context().Done():
+			return
+		case <-s.n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *pathSession) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.n.sessMu.Lock()
+	if s.n.sessions[s.rx] == s {
+		delete(s.n.sessions, s.rx)
+	}
+	s.n.sessMu.Unlock()
+}
+
+// tick pings what needs pinging: probes on every tick, keep-alives on
+// the current path every tick and on the others every pathStandbyPing.
+// A keep-alive still unanswered when the next is due is a loss.
+func (s *pathSession) tick(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, id := range s.routeIDs() {
+		r := s.routes[id]
+		if r == nil {
+			continue // removed by an earlier route's outputs
+		}
+		switch {
+		case r.probing:
+			s.ping(now, r, true)
+		case id == s.current || !now.Before(r.nextPing):
+			if r.awaiting != 0 {
+				r.awaiting = 0
+				s.apply(now, s.m.KeepAliveMissed(now, id))
+				if s.routes[id] == nil || s.routes[id].probing {
+					continue
+				}
+			}
+			r.awaiting = s.ping(now, r, false)
+			r.nextPing = now.Add(pathStandbyPing)
+		}
+	}
+}
+
+func (s *pathSession) routeIDs() []migration.PathID {
+	ids := make([]migration.PathID, 0, len(s.routes))
+	for id := range s.routes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ping sends a PING on r and returns its nonce.
+func (s *pathSession) ping(now time.Time, r *pathRoute, probe bool) uint64 {
+	if len(s.pings) >= pathPingsPending {
+		// Forget the oldest: their answers are long overdue.
+		var oldest uint64
+		var at time.Time
+		for nonce, p := range s.pings {
+			if oldest == 0 || p.at.Before(at) {
+				oldest, at = nonce, p.at
+			}
+		}
+		delete(s.pings, oldest)
+	}
+	var nb [8]byte
+	rand.Read(nb[:])
+	nonce := binary.LittleEndian.Uint64(nb[:]) | 1 // never 0
+	s.pings[nonce] = sentPing{path: r.id, at: now, probe: probe}
+	r.send(wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPing, s.tx, nonce, &s.key))
+	return nonce
+}
+
+// apply carries out the machine's outputs. Called with s.mu held.
+func (s *pathSession) apply(now time.Time, outs []migration.Output) {
+	for _, o := range outs {
+		switch o := o.(type) {
+		case migration.Probe:
+			if r := s.routes[o.Path]; r != nil {
+				r.probing = true
+				s.ping(now, r, true)
+			}
+		case migration.Switch:
+			r := s.routes[o.Path]
+			if r == nil {
+				continue
+			}
+			if old := s.routes[s.current]; old != nil {
+				s.onPath[old.kind] += now.Sub(s.since)
+			}
+			if s.current != migration.NoPath && o.Cause != migration.CauseInitial {
+				s.migrations++
+				s.byCause[o.Cause]++
+				s.n.stats.migrations.Add(1)
+				s.n.log.Info("connection moved", "peer", s.peer.Short(), "path", r.describe(), "cause", o.Cause)
+			}
+			s.current, s.since = o.Path, now
+			s.cc.setSend(r.send)
+		case migration.FallBack:
+			// The circuit the connection began on is its only circuit:
+			// once it is gone, there is nothing to fall back to, and
+			// the connection lives on while a direct path works.
+			s.n.log.Debug("path layer: no circuit to fall back to", "peer", s.peer.Short(), "cause", o.Cause)
+		case migration.TryUpgrade:
+			s.tryUpgrade()
+		case migration.SetTimer:
+			t := o.Timer
+			time.AfterFunc(max(o.At.Sub(now), 0), func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if !s.closed {
+					now := time.Now()
+					s.apply(now, s.m.HandleTimer(now, t))
+				}
+			})
+		case migration.Event:
+			switch o.Kind {
+			case migration.EventProbeFailed:
+				if r := s.routes[o.Path]; r != nil {
+					r.probing = false
+				}
+			case migration.EventLost:
+				if old := s.routes[o.From]; old != nil {
+					s.onPath[old.kind] += now.Sub(s.since)
+				}
+				s.current = migration.NoPath
+				s.n.log.Info("connection lost its last path", "peer", s.peer.Short(), "cause", o.Cause)
+			}
+			s.n.log.Debug("path layer", "peer", s.peer.Short(), "event", o.String())
+		}
+	}
+}
+
+func (r *pathRoute) describe() string {
+	if r.kind == migration.Circuit {
+		return "circuit"
+	}
+	return "direct " + r.addr.String()
+}
+
+// addDirect makes addr a direct path of the session, if it is new, and
+// has it probed. punched: a direct connection of ours reaches the peer
+// there; otherwise an authenticated PING came from it.
+func (s *pathSession) addDirect(addr net.Addr, punched bool) {
+	tr, err := s.n.transport()
+	if err != nil || addr == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	key, direct := addr.String(), 0
+	for _, r := range s.routes {
+		if r.kind == migration.Direct {
+			if r.addr.String() == key {
+				return
+			}
+			direct++
+		}
+	}
+	if direct >= maxDirectPaths {
+		return
+	}
+	id := s.nextID
+	s.nextID++
+	tx := s.tx
+	r := &pathRoute{id: id, kind: migration.Direct, addr: addr, send: func(b []byte) error {
+		buf := make([]byte, 0, wire.PathHeaderLen+len(b))
+		if !wire.IsPathPacket(b) {
+			buf = wire.AppendPathData(buf, tx)
+		}
+		_, err := tr.WriteTo(append(buf, b...), addr)
+		return err
+	}}
+	s.routes[id] = r
+	now := time.Now()
+	var outs []migration.Output
+	if punched {
+		outs, err = s.m.PunchSucceeded(now, id)
+	} else {
+		outs, err = s.m.AddPath(now, id, migration.Direct)
+	}
+	if err != nil {
+		delete(s.routes, id)
+		return
+	}
+	s.n.log.Debug("path layer: direct path found", "peer", s.peer.Short(), "addr", key, "punched", punched)
+	s.apply(now, outs)
+}
+
+// tryUpgrade looks for a direct path in the background: a direct
+// connection we already hold, else a punch. Called with s.mu held.
+func (s *pathSession) tryUpgrade() {
+	if s.upgrading {
+		return
+	}
+	s.upgrading = true
+	n, peer := s.n, s.peer
+	n.spawn(func() {
+		defer func() {
+			s.mu.Lock()
+			s.upgrading = false
+			s.mu.Unlock()
+		}()
+		if pc := n.peers.active(peer); pc != nil && pc.via == nil {
+			s.addDirect(pc.qc.RemoteAddr(), true)
+			return
+		}
+		rec, ok := n.needsPunch(peer)
+		if !ok {
+			return
+		}
+		tr, err := n.transport()
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, punchBudget)
+		defer cancel()
+		if pc, err := n.punch(ctx, tr, peer, rec); err == nil && pc.via == nil {
+			s.addDirect(pc.qc.RemoteAddr(), true) // also done by addConnVia; this is idempotent
+		}
+	})
+}
+
+// circuitLost takes the session's circuit away; it reports whether the
+// connection goes on over a direct path.
+func (s *pathSession) circuitLost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.routes[pathCircuit] == nil {
+		return false
+	}
+	now := time.Now()
+	delete(s.routes, pathCircuit)
+	s.apply(now, s.m.RemovePath(now, pathCircuit))
+	r := s.routes[s.current]
+	return r != nil && r.kind == migration.Direct
+}
+
+// handlePath takes a path packet for one of our sessions, from the socket
+// (from set) or from a circuit end (cc set).
+func (n *Node) handlePath(b []byte, from net.Addr, cc *circuitConn) {
+	p, err := wire.ParsePathPacket(b)
+	if err != nil {
+		n.stats.pathDropped.Add(1)
+		return
+	}
+	n.sessMu.Lock()
+	s := n.sessions[p.Session]
+	n.sessMu.Unlock()
+	if s == nil || (cc != nil && s.cc != cc) {
+		n.stats.pathDropped.Add(1)
+		return
+	}
+	switch p.Type {
+	case wire.PathData:
+		if cc != nil || !s.cc.deliver(slices.Clone(p.Payload)) {
+			n.stats.pathDropped.Add(1)
+		}
+	case wire.PathPing:
+		if !p.Verify(&s.key) || !s.allowPing(time.Now()) {
+			n.stats.pathDropped.Add(1)
+			return
+		}
+		pong := wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPong, s.tx, p.Nonce, &s.key)
+		if cc != nil {
+			cc.circuitSend(pong)
+			return
+		}
+		if tr, err := n.transport(); err == nil {
+			tr.WriteTo(pong, from)
+		}
+		s.addDirect(from, false)
+	case wire.PathPong:
+		if !p.Verify(&s.key) {
+			n.stats.pathDropped.Add(1)
+			return
+		}
+		s.pong(time.Now(), p.Nonce)
+	}
+}
+
+// allowPing spends a token of the session's PING budget.
+func (s *pathSession) allowPing(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = min(pathPingsPerSec, s.tokens+now.Sub(s.refilled).Seconds()*pathPingsPerSec)
+	s.refilled = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+// pong takes the answer to one of our PINGs.
+func (s *pathSession) pong(now time.Time, nonce uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp, ok := s.pings[nonce]
+	if !ok || s.closed {
+		return
+	}
+	delete(s.pings, nonce)
+	r := s.routes[sp.path]
+	if r == nil {
+		return
+	}
+	rtt := max(now.Sub(sp.at), time.Microsecond)
+	if r.awaiting == nonce {
+		r.awaiting = 0
+	}
+	if r.probing {
+		r.probing = false
+		s.apply(now, s.m.Validated(now, r.id, rtt))
+		return
+	}
+	s.apply(now, s.m.Observe(now, r.id, rtt, 0))
+}
+
+// pathStats is what Stats shows of a session.
+type pathStats struct {
+	kind       migration.Kind
+	migrations uint64
+	onPath     map[migration.Kind]time.Duration
+}
+
+func (s *pathSession) stats() pathStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := pathStats{kind: migration.Circuit, migrations: s.migrations, onPath: make(map[migration.Kind]time.Duration)}
+	for k, d := range s.onPath {
+		st.onPath[k] = d
+	}
+	if r := s.routes[s.current]; r != nil {
+		st.kind = r.kind
+		st.onPath[r.kind] += time.Since(s.since)
+	}
+	return st
+}
+
+// sessionsDirect tells the sessions with peer that a direct connection of
+// ours reaches it at addr.
+func (n *Node) sessionsDirect(peer NodeID, addr net.Addr) {
+	n.sessMu.Lock()
+	var ss []*pathSession
+	for _, s := range n.sessions {
+		if s.peer == peer {
+			ss = append(ss, s)
+		}
+	}
+	n.sessMu.Unlock()
+	for _, s := range ss {
+		s.addDirect(addr, true)
+	}
+}
