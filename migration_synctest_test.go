@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -99,7 +100,8 @@ func migrationLab(t *testing.T, oneWay time.Duration) (lab *netlab.Network, pubs
 type flow struct {
 	c        net.Conn
 	sent     atomic.Int64
-	stall    time.Duration
+	mu       sync.Mutex
+	stall    time.Duration // the longest gap since the last takeStall
 	last     time.Time
 	readErr  chan error
 	stop     chan struct{}
@@ -149,12 +151,24 @@ func startFlow(t *testing.T, c net.Conn, every time.Duration) *flow {
 				return
 			}
 			if now := time.Now(); idx%(flowChunk/8) == 0 {
+				f.mu.Lock()
 				f.stall = max(f.stall, now.Sub(f.last))
 				f.last = now
+				f.mu.Unlock()
 			}
 		}
 	}()
 	return f
+}
+
+// takeStall returns the longest gap between two chunks since the last
+// call, and starts over.
+func (f *flow) takeStall() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.stall
+	f.stall = 0
+	return d
 }
 
 // end stops the writer and waits for every byte to come back.
@@ -194,56 +208,85 @@ func circuitBytes(n *Node) uint64 {
 	return sum
 }
 
+// upgraded is the state after a connection began in a circuit and moved
+// to a punched direct path, with a stream flowing on it.
+type upgraded struct {
+	lab          *netlab.Network
+	a, b, relay  *Node
+	natA, natB   *netlab.NAT
+	sa, sb       *pathSession
+	f            *flow
+	began, moved time.Time
+}
+
+// upgradeLab sets up migrationLab, has A reach B over a circuit, starts a
+// flow of 1 KiB every 20 ms through B's echo service, and waits for both
+// ends to move the connection to a direct path on their own.
+func upgradeLab(t *testing.T) *upgraded {
+	t.Helper()
+	u := &upgraded{}
+	var pubs []*Node
+	u.lab, pubs, u.a, u.b, u.natA, u.natB = migrationLab(t, 25*time.Millisecond)
+	a, b := u.a, u.b
+	serveEcho(t, mustListen(t, b, "echo"))
+	rec, _ := a.Lookup(b.ID())
+	ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+	defer cancel()
+	pc, err := a.dialCircuit(ctx, rec)
+	if err != nil {
+		t.Fatalf("circuit to B: %v", err)
+	}
+	s, err := a.openStream(ctx, pc, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.began = time.Now()
+	u.f = startFlow(t, s, 20*time.Millisecond)
+	u.sa = pc.session
+	if u.sa == nil {
+		t.Fatal("the circuit's connection has no path layer")
+	}
+	for _, p := range pubs {
+		if p.ID() == pc.via[0] {
+			u.relay = p
+		}
+	}
+	u.waitPath(t, "the move to a direct path", migration.Direct)
+	u.moved = time.Now()
+	return u
+}
+
+// waitPath waits until both ends' connections travel on kind.
+func (u *upgraded) waitPath(t *testing.T, what string, kind migration.Kind) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if u.sb == nil {
+			u.sb = sessionOf(u.b, u.a.ID())
+		}
+		if u.sa.stats().kind == kind && u.sb != nil && u.sb.stats().kind == kind {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 2 min: A %+v, B %v; A counters %+v", what, u.sa.stats(), u.sb, u.a.Stats().Counters)
+		}
+	}
+}
+
 // TestSynctestCircuitUpgradedToDirect (issue 8, acceptance 1): A reaches
 // B, both behind punchable NATs, over a circuit first, and opens a stream
 // that carries 1 KiB every 20 ms through B's echo service the whole time.
-// Nobody asks for a punch: A's migration machine asks for one
-// (TryUpgrade) a few seconds in, the punch gives a direct connection,
-// and both path layers validate the direct path with authenticated
-// PINGs and move the connection onto it. The stream sees no error and
+// The test asks for no punch: the migration machines ask for one
+// (TryUpgrade, 5 s ± 25% in), or the overlay connects A and B directly
+// first (in some runs it does, within a second); either way a direct
+// connection appears, and both path layers validate its path with
+// authenticated PINGs and move the connection onto it. The stream sees no error and
 // every byte comes back in order; after the move the relay carries only
 // the keep-alive PINGs, not the stream.
 func TestSynctestCircuitUpgradedToDirect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, pubs, a, b, _, _ := migrationLab(t, 25*time.Millisecond)
-		serveEcho(t, mustListen(t, b, "echo"))
-		rec, _ := a.Lookup(b.ID())
-		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
-		defer cancel()
-		pc, err := a.dialCircuit(ctx, rec)
-		if err != nil {
-			t.Fatalf("circuit to B: %v", err)
-		}
-		s, err := a.openStream(ctx, pc, "echo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		began := time.Now()
-		f := startFlow(t, s, 20*time.Millisecond)
-		sa := pc.session
-		if sa == nil {
-			t.Fatal("the circuit's connection has no path layer")
-		}
-		var sb *pathSession
-		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-			if sb == nil {
-				sb = sessionOf(b, a.ID())
-			}
-			if sa.stats().kind == migration.Direct && sb != nil && sb.stats().kind == migration.Direct {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no move to a direct path within 2 min: A %+v, B on %v; A counters %+v",
-					sa.stats(), sb, a.Stats().Counters)
-			}
-		}
-		moved := time.Now()
-		var relay *Node
-		for _, p := range pubs {
-			if p.ID() == pc.via[0] {
-				relay = p
-			}
-		}
+		u := upgradeLab(t)
+		a, b, relay, f, sa, sb := u.a, u.b, u.relay, u.f, u.sa, u.sb
+		began, moved := u.began, u.moved
 		time.Sleep(time.Second) // packets in flight at the move, and their ACKs
 		before := circuitBytes(relay)
 		time.Sleep(4 * time.Second) // 200 chunks each way
@@ -262,7 +305,7 @@ func TestSynctestCircuitUpgradedToDirect(t *testing.T) {
 		f.end(t)
 		st := sa.stats()
 		t.Logf("moved to direct %v after the stream began; stream stall (longest gap between chunks) %v; A on circuit %v, direct %v; %d migrations; relay carried %d B in 4 s from 1 s after the move; %d KiB echoed intact",
-			moved.Sub(began), f.stall, st.onPath[migration.Circuit], st.onPath[migration.Direct], st.migrations, relayed, f.sent.Load()/1024)
+			moved.Sub(began), f.takeStall(), st.onPath[migration.Circuit], st.onPath[migration.Direct], st.migrations, relayed, f.sent.Load()/1024)
 		if st.migrations != 1 || sb.stats().migrations != 1 {
 			t.Errorf("migrations: A %d, B %d; want 1 each (circuit to direct)", st.migrations, sb.stats().migrations)
 		}
@@ -271,6 +314,42 @@ func TestSynctestCircuitUpgradedToDirect(t *testing.T) {
 		// PONG every 2 s from each end, under 100 bytes each.
 		if relayed > 2048 {
 			t.Errorf("the relay carried %d bytes in 4 s well after the move: the stream still crosses the circuit", relayed)
+		}
+	})
+}
+
+// TestSynctestDirectBlackholedFallsBack (issue 8, acceptance 2, the
+// blackhole case): after the move to a direct path, the internet drops
+// everything between the two NATs. Keep-alives go unanswered, the direct
+// path turns suspect after three, and both ends fall back to the circuit
+// they kept; when the route comes back, the direct path answers its
+// keep-alives again and both return to it. The stream runs throughout;
+// links are 25 ms each way.
+func TestSynctestDirectBlackholedFallsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := upgradeLab(t)
+		time.Sleep(2 * time.Second)
+		u.f.takeStall()
+		u.lab.Block(u.natA.Addr(), u.natB.Addr())
+		cut := time.Now()
+		u.waitPath(t, "fallback to the circuit", migration.Circuit)
+		fellBack := time.Since(cut)
+		time.Sleep(2 * time.Second)
+		stallOut := u.f.takeStall()
+		u.lab.Unblock(u.natA.Addr(), u.natB.Addr())
+		healed := time.Now()
+		u.waitPath(t, "return to the direct path", migration.Direct)
+		returned := time.Since(healed)
+		time.Sleep(2 * time.Second)
+		stallBack := u.f.takeStall()
+		u.f.end(t)
+		t.Logf("blackhole: both on the circuit %v after the cut, stall %v; route back: both direct %v later, stall %v; A %d, B %d migrations; %d KiB echoed intact",
+			fellBack, stallOut, returned, stallBack, u.sa.stats().migrations, u.sb.stats().migrations, u.f.sent.Load()/1024)
+		if stallOut >= time.Second || stallBack >= time.Second {
+			t.Errorf("stall %v at the cut, %v at the return; the goal is under 1 s", stallOut, stallBack)
+		}
+		if m := u.sa.stats().migrations; m != 3 {
+			t.Errorf("A made %d migrations, want 3 (up, fallback, up)", m)
 		}
 	})
 }

@@ -85,6 +85,49 @@ type pathSession struct {
 	refilled   time.Time
 	upgrading  bool
 	closed     bool
+
+	sent sentRing // the packets sent lately, to replay on a forced move
+}
+
+// replayRing is how many of the latest packets a session keeps to send
+// again over the new path when the old one died under them.
+const replayRing = 64
+
+// sentRing holds the connection's latest outgoing packets. When the
+// current path dies, the packets sent since it last answered were lost
+// with it; QUIC would resend them only when its probe timeout, backed
+// off exponentially through the silence, next fires, which can add
+// seconds to the stall. Sending them again at once over the new path
+// lets the peer ACK them a round trip later, and QUIC's loss recovery
+// goes on from there. A packet that did arrive before is a duplicate
+// the peer drops (RFC 9000 §12.3).
+type sentRing struct {
+	mu   sync.Mutex
+	buf  [replayRing][]byte
+	at   [replayRing]time.Time
+	next int
+}
+
+func (r *sentRing) add(b []byte, now time.Time) {
+	r.mu.Lock()
+	r.buf[r.next] = append(r.buf[r.next][:0], b...)
+	r.at[r.next] = now
+	r.next = (r.next + 1) % replayRing
+	r.mu.Unlock()
+}
+
+// since returns copies of the packets sent at or after t, oldest first.
+func (r *sentRing) since(t time.Time) [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out [][]byte
+	for i := range replayRing {
+		j := (r.next + i) % replayRing
+		if r.buf[j] != nil && !r.at[j].Before(t) {
+			out = append(out, slices.Clone(r.buf[j]))
+		}
+	}
+	return out
 }
 
 // pathRoute is one path of a session.
@@ -94,8 +137,11 @@ type pathRoute struct {
 	addr     net.Addr // a direct path's remote address; nil for the circuit
 	send     func([]byte) error
 	probing  bool
+	failed   bool   // its last validation failed: a PONG on it validates it again
 	awaiting uint64 // the nonce of the keep-alive not yet answered, 0 if none
 	nextPing time.Time
+	heard    time.Time     // when a PONG last came back on it
+	rtt      time.Duration // that PONG's round trip
 }
 
 type sentPing struct {
@@ -278,7 +324,8 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			if r == nil {
 				continue
 			}
-			if old := s.routes[s.current]; old != nil {
+			old := s.routes[s.current]
+			if old != nil {
 				s.onPath[old.kind] += now.Sub(s.since)
 			}
 			if s.current != migration.NoPath && o.Cause != migration.CauseInitial {
@@ -288,7 +335,14 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				s.n.log.Info("connection moved", "peer", s.peer.Short(), "path", r.describe(), "cause", o.Cause)
 			}
 			s.current, s.since = o.Path, now
-			s.cc.setSend(r.send)
+			s.cc.setSend(s.recording(r.send))
+			if old != nil && forced(o.Cause) && !old.heard.IsZero() {
+				// What went out since the old path last answered (less
+				// a round trip) was likely lost with it.
+				for _, p := range s.sent.since(old.heard.Add(-old.rtt)) {
+					r.send(p)
+				}
+			}
 		case migration.FallBack:
 			// The circuit the connection began on is its only circuit:
 			// once it is gone, there is nothing to fall back to, and
@@ -310,7 +364,7 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			switch o.Kind {
 			case migration.EventProbeFailed:
 				if r := s.routes[o.Path]; r != nil {
-					r.probing = false
+					r.probing, r.failed = false, true
 				}
 			case migration.EventLost:
 				if old := s.routes[o.From]; old != nil {
@@ -321,6 +375,25 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			}
 			s.n.log.Debug("path layer", "peer", s.peer.Short(), "event", o.String())
 		}
+	}
+}
+
+// forced reports whether a switch for cause left a path that stopped
+// working (rather than one that still works but is worse).
+func forced(c migration.Cause) bool {
+	switch c {
+	case migration.CausePathDead, migration.CauseFallback, migration.CauseRebinding, migration.CauseLocalAddress:
+		return true
+	}
+	return false
+}
+
+// recording wraps a path's send so that each packet is also kept in the
+// replay ring.
+func (s *pathSession) recording(send func([]byte) error) func([]byte) error {
+	return func(b []byte) error {
+		s.sent.add(b, time.Now())
+		return send(b)
 	}
 }
 
@@ -383,6 +456,18 @@ func (s *pathSession) addDirect(addr net.Addr, punched bool) {
 	s.apply(now, outs)
 }
 
+// hasDirect reports whether addr is one of the session's direct paths.
+func (s *pathSession) hasDirect(addr net.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.routes {
+		if r.kind == migration.Direct && r.addr.String() == addr.String() {
+			return true
+		}
+	}
+	return false
+}
+
 // tryUpgrade looks for a direct path in the background: a direct
 // connection we already hold, else a punch. Called with s.mu held.
 func (s *pathSession) tryUpgrade() {
@@ -397,10 +482,12 @@ func (s *pathSession) tryUpgrade() {
 			s.upgrading = false
 			s.mu.Unlock()
 		}()
-		if pc := n.peers.active(peer); pc != nil && pc.via == nil {
+		if pc := n.peers.active(peer); pc != nil && pc.via == nil && !s.hasDirect(pc.qc.RemoteAddr()) {
 			s.addDirect(pc.qc.RemoteAddr(), true)
 			return
 		}
+		// No direct connection, or one whose address failed already
+		// (a NAT rebinding on either side): punch afresh.
 		rec, ok := n.needsPunch(peer)
 		if !ok {
 			return
@@ -505,8 +592,11 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 	if r.awaiting == nonce {
 		r.awaiting = 0
 	}
-	if r.probing {
-		r.probing = false
+	r.heard, r.rtt = now, rtt
+	if r.probing || r.failed {
+		// A failed path keeps its keep-alives, so that it is found
+		// again when it comes back (a blackhole that ends).
+		r.probing, r.failed = false, false
 		s.apply(now, s.m.Validated(now, r.id, rtt))
 		return
 	}

@@ -26,6 +26,35 @@ type Network struct {
 	hosts  []*Host
 	sched  scheduler
 	stats  counters
+	// blocked holds the pairs of public addresses between which the
+	// internet carries nothing (Block), smaller address first.
+	blocked map[[2]netip.Addr]bool
+}
+
+// Block makes the internet drop every datagram between the public
+// addresses a and b, both ways, as a broken route between two networks
+// would, while each still reaches everyone else. Unblock undoes it.
+func (n *Network) Block(a, b netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.blocked == nil {
+		n.blocked = make(map[[2]netip.Addr]bool)
+	}
+	n.blocked[addrPair(a, b)] = true
+}
+
+// Unblock lets datagrams between a and b through again.
+func (n *Network) Unblock(a, b netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.blocked, addrPair(a, b))
+}
+
+func addrPair(a, b netip.Addr) [2]netip.Addr {
+	if b.Less(a) {
+		a, b = b, a
+	}
+	return [2]netip.Addr{a, b}
 }
 
 // New returns an empty network. It calls cfg.Validate.
@@ -178,6 +207,10 @@ func (s *segment) claimLocked(addr netip.Addr) error {
 // is one link.
 func (s *segment) arriveLocked(p *packet) {
 	if s.gateway == nil && !s.net.forwardLocked(p, "internet") {
+		return
+	}
+	if s.gateway == nil && s.net.blocked[addrPair(p.src.Addr(), p.dst.Addr())] {
+		s.net.dropLocked(p, "internet", DropBlocked)
 		return
 	}
 	switch m := s.members[p.dst.Addr()].(type) {

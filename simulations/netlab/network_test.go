@@ -256,3 +256,32 @@ func TestConcurrentTraffic(t *testing.T) {
 		t.Fatalf("Stats %+v, want %d deliveries and no drops", st, 2*hosts*each)
 	}
 }
+
+// TestBlockSynctest: Block drops what crosses between two public
+// addresses, both ways, and only that; Unblock lets it through again.
+// A NAT router's public address is blocked as any other.
+func TestBlockSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lab := newLab(t)
+		a := listen(t, addHost(t, lab, server1), 1)
+		b := listen(t, addHost(t, lab, server2), 2)
+		c := listen(t, addHost(t, lab, netip.MustParseAddr("203.0.113.99")), 3)
+		lab.Block(server2, server1) // either order
+		send(t, a, addrOf(b), "a->b")
+		mustNotRecv(t, b)
+		send(t, b, addrOf(a), "b->a")
+		mustNotRecv(t, a)
+		send(t, a, addrOf(c), "a->c")
+		if msg, _ := mustRecv(t, c); msg != "a->c" {
+			t.Fatalf("c got %q", msg)
+		}
+		if got := lab.Stats().Dropped[netlab.DropBlocked]; got != 2 {
+			t.Fatalf("%d datagrams dropped as blocked, want 2", got)
+		}
+		lab.Unblock(server1, server2)
+		send(t, a, addrOf(b), "a->b again")
+		if msg, _ := mustRecv(t, b); msg != "a->b again" {
+			t.Fatalf("b got %q", msg)
+		}
+	})
+}

@@ -72,6 +72,9 @@ const (
 	// live of 0 (Conn.WriteToTTL). A NAT router drops it before making a
 	// mapping, as Linux does (its conntrack entry is never confirmed).
 	DropTTL
+	// DropBlocked: the internet carries nothing between the two
+	// addresses (Network.Block).
+	DropBlocked
 
 	numDropReasons = iota + 1
 )
@@ -102,6 +105,8 @@ func (r DropReason) String() string {
 		return "closed"
 	case DropTTL:
 		return "ttl"
+	case DropBlocked:
+		return "blocked"
 	}
 	return fmt.Sprintf("DropReason(%d)", int(r))
 }
