@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,7 +167,7 @@ func startFlow(t *testing.T, c net.Conn, every time.Duration) *flow {
 func (f *flow) takeStall() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d := f.stall
+	d := max(f.stall, time.Since(f.last)) // a gap still open counts too
 	f.stall = 0
 	return d
 }
@@ -351,5 +352,49 @@ func TestSynctestDirectBlackholedFallsBack(t *testing.T) {
 		if m := u.sa.stats().migrations; m != 3 {
 			t.Errorf("A made %d migrations, want 3 (up, fallback, up)", m)
 		}
+	})
+}
+
+// TestSynctestNATRebinding (issue 8, acceptance 2, the rebinding cases):
+// after the move to a direct path, A's NAT, then B's, gives every
+// mapping a new public port (netlab's NAT.Rebind). The peer's NAT
+// filters by address and port, so the direct path dies with the old
+// mapping: the connection falls back to the circuit (whose links, each
+// dialed from behind the NAT, follow the rebinding by QUIC's own
+// migration) and later moves to a newly punched direct path. The
+// rebinding on B's side is the case a plain quic-go connection dies of:
+// B accepted the connection, and a server's new address is not followed.
+//
+// Opt-in (MYCELIUM_REBINDING=1): it does not meet its goal yet and is not
+// steady. The stream survives, intact, but stalls from the rebinding
+// until the new punch (24 to 63 s seen), because the circuit it falls
+// back to does not carry it meanwhile; and in 1 run of 3 the punch after
+// A's rebinding did not come within 2 minutes. See the closing note of
+// issue 8's first session.
+func TestSynctestNATRebinding(t *testing.T) {
+	if os.Getenv("MYCELIUM_REBINDING") == "" {
+		t.Skip("set MYCELIUM_REBINDING=1: the rebinding cases stall for tens of seconds and are not yet steady")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		u := upgradeLab(t)
+		for _, side := range []struct {
+			name string
+			nat  *netlab.NAT
+		}{{"A (the dialer)", u.natA}, {"B (the acceptor)", u.natB}} {
+			time.Sleep(2 * time.Second)
+			u.f.takeStall()
+			before := u.sa.stats().migrations
+			side.nat.Rebind()
+			at := time.Now()
+			u.waitPath(t, "fallback after the rebinding of "+side.name, migration.Circuit)
+			fellBack := time.Since(at)
+			u.waitPath(t, "a direct path after the rebinding of "+side.name, migration.Direct)
+			direct := time.Since(at)
+			time.Sleep(2 * time.Second)
+			t.Logf("rebinding of %s: on the circuit %v after, direct again %v after; stall %v; %d migrations",
+				side.name, fellBack, direct, u.f.takeStall(), u.sa.stats().migrations-before)
+		}
+		u.f.end(t)
+		t.Logf("%d KiB echoed intact", u.f.sent.Load()/1024)
 	})
 }

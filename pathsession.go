@@ -87,6 +87,31 @@ type pathSession struct {
 	closed     bool
 
 	sent sentRing // the packets sent lately, to replay on a forced move
+
+	// outbox holds the packets decided under mu, sent once it is
+	// released: a send into a circuit can block (a full datagram queue
+	// on a dead link), and nothing may wait for mu meanwhile.
+	outbox []queuedPacket
+}
+
+type queuedPacket struct {
+	send func([]byte) error
+	b    []byte
+}
+
+// queue has b sent on send once mu is released. Called with s.mu held.
+func (s *pathSession) queue(send func([]byte) error, b []byte) {
+	s.outbox = append(s.outbox, queuedPacket{send, b})
+}
+
+// unlockAndSend releases s.mu and sends what was queued under it.
+func (s *pathSession) unlockAndSend() {
+	out := s.outbox
+	s.outbox = nil
+	s.mu.Unlock()
+	for _, p := range out {
+		p.send(p.b)
+	}
 }
 
 // replayRing is how many of the latest packets a session keeps to send
@@ -204,7 +229,7 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 	s.apply(now, outs)
 	s.routes[pathCircuit].probing = false
 	s.apply(now, m.Validated(now, pathCircuit, max(qc.ConnectionStats().SmoothedRTT, time.Millisecond)))
-	s.mu.Unlock()
+	s.unlockAndSend()
 
 	// A direct connection of ours to the peer says where it is.
 	if pc := n.peers.active(peer); pc != nil && pc.via == nil {
@@ -254,7 +279,7 @@ func (s *pathSession) close() {
 // A keep-alive still unanswered when the next is due is a loss.
 func (s *pathSession) tick(now time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndSend()
 	if s.closed {
 		return
 	}
@@ -306,7 +331,7 @@ func (s *pathSession) ping(now time.Time, r *pathRoute, probe bool) uint64 {
 	rand.Read(nb[:])
 	nonce := binary.LittleEndian.Uint64(nb[:]) | 1 // never 0
 	s.pings[nonce] = sentPing{path: r.id, at: now, probe: probe}
-	r.send(wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPing, s.tx, nonce, &s.key))
+	s.queue(r.send, wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPing, s.tx, nonce, &s.key))
 	return nonce
 }
 
@@ -340,7 +365,7 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				// What went out since the old path last answered (less
 				// a round trip) was likely lost with it.
 				for _, p := range s.sent.since(old.heard.Add(-old.rtt)) {
-					r.send(p)
+					s.queue(r.send, p)
 				}
 			}
 		case migration.FallBack:
@@ -354,7 +379,7 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			t := o.Timer
 			time.AfterFunc(max(o.At.Sub(now), 0), func() {
 				s.mu.Lock()
-				defer s.mu.Unlock()
+				defer s.unlockAndSend()
 				if !s.closed {
 					now := time.Now()
 					s.apply(now, s.m.HandleTimer(now, t))
@@ -413,7 +438,7 @@ func (s *pathSession) addDirect(addr net.Addr, punched bool) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndSend()
 	if s.closed {
 		return
 	}
@@ -508,7 +533,7 @@ func (s *pathSession) tryUpgrade() {
 // connection goes on over a direct path.
 func (s *pathSession) circuitLost() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndSend()
 	if s.closed || s.routes[pathCircuit] == nil {
 		return false
 	}
@@ -578,7 +603,7 @@ func (s *pathSession) allowPing(now time.Time) bool {
 // pong takes the answer to one of our PINGs.
 func (s *pathSession) pong(now time.Time, nonce uint64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndSend()
 	sp, ok := s.pings[nonce]
 	if !ok || s.closed {
 		return
