@@ -520,8 +520,9 @@ const circuitHeadStart = time.Second
 // after circuitHeadStart, and the first connection up is returned. A
 // direct attempt still running when the circuit wins goes on in the
 // background while ctx lasts: if it connects, the new direct connection
-// replaces the circuit for new streams, and the circuit's streams finish
-// on it.
+// replaces the circuit for new streams, and the circuit's connection
+// drains with its streams, which its path layer moves to the direct path
+// (pathsession.go).
 func (n *Node) raceCircuit(ctx context.Context, id NodeID, direct func(context.Context) (*peerConn, error)) (*peerConn, error) {
 	rec, ok := n.Lookup(id)
 	if !circuitAllowed(ctx) || !ok || rec.OnionKey == [32]byte{} {
