@@ -51,7 +51,7 @@ import (
 // milliseconds. Other paths are pinged less often, enough to keep their
 // NAT mappings and the circuit's relays from timing them out.
 const (
-	pathKeepAlive    = 250 * time.Millisecond
+	pathKeepAlive    = 200 * time.Millisecond
 	pathStandbyPing  = 2 * time.Second
 	maxDirectPaths   = 4  // direct paths a session holds at once
 	pathPingsPerSec  = 20 // PINGs a session answers per second (and burst)

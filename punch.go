@@ -420,19 +420,47 @@ func (n *Node) servePunchRelay(c net.Conn, from NodeID) {
 	tc.SetDeadline(time.Now().Add(2 * punchStepTimeout))
 	c.SetDeadline(time.Now().Add(2 * punchStepTimeout))
 	m.ID = from // the target learns who asks, as we authenticated it
+	m.Candidates = withObserved(m.Candidates, n.peers.active(from))
 	if writePunch(tc, m) != nil {
 		return
 	}
 	n.stats.punchRelayed.Add(1)
 	done := make(chan struct{})
-	go func() { relayPunch(c, tc); close(done) }() // dialer -> target: SYNC
-	relayPunch(tc, c)                              // target -> dialer: CONNECT or REFUSED
+	go func() { relayPunch(c, tc, nil); close(done) }() // dialer -> target: SYNC
+	relayPunch(tc, c, func(m wire.PunchMsg) wire.PunchMsg { // target -> dialer: CONNECT or REFUSED
+		if m.Type == wire.PunchConnect {
+			m.Candidates = withObserved(m.Candidates, tpc)
+		}
+		return m
+	})
 	<-done
 }
 
+// withObserved puts first among a CONNECT's candidates the address we
+// see its sender at on our direct connection pc, if not there already:
+// the sender's own view of its public address can be stale (its NAT
+// rebound since it last asked STUN), ours is what its NAT maps to now,
+// and for an endpoint-independent mapping that is what the peer must
+// punch towards.
+func withObserved(cands []netip.AddrPort, pc *peerConn) []netip.AddrPort {
+	if pc == nil || pc.via != nil {
+		return cands
+	}
+	seen, ok := udpAddrPort(pc.qc.RemoteAddr())
+	if !ok || slices.Contains(cands, seen) {
+		return cands
+	}
+	out := append([]netip.AddrPort{seen}, cands...)
+	if len(out) > wire.MaxPunchCandidates {
+		out = out[:wire.MaxPunchCandidates]
+	}
+	return out
+}
+
 // relayPunch copies up to maxRelayedMessages well-formed frames from src
-// to dst, then closes dst's write side.
-func relayPunch(src, dst net.Conn) {
+// to dst, passed through edit when it is not nil, then closes dst's write
+// side.
+func relayPunch(src, dst net.Conn, edit func(wire.PunchMsg) wire.PunchMsg) {
 	defer func() {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
@@ -440,6 +468,9 @@ func relayPunch(src, dst net.Conn) {
 	}()
 	for range maxRelayedMessages {
 		m, err := wire.ReadPunch(src)
+		if err == nil && edit != nil {
+			m = edit(m)
+		}
 		if err != nil || writePunch(dst, m) != nil {
 			return
 		}

@@ -31,6 +31,11 @@ import (
 // length on both.
 const ConnectionIDLength = 8
 
+// LinkPacketSize is the QUIC packet size a link connection starts every
+// path at (quic-go's default for a new connection): a 1280-byte IPv6
+// minimum MTU path. Its datagrams carry about 1243 bytes of payload.
+const LinkPacketSize = 1280
+
 // MaxNonQUICPacket is the largest non-QUIC packet handed to the handler;
 // longer ones are truncated by the read. STUN messages are far smaller.
 const MaxNonQUICPacket = 1500
@@ -66,7 +71,7 @@ type Config struct {
 	// FixedPacketSize, when set, is the size of every QUIC packet sent, with
 	// path MTU discovery off: a transport that runs inside a circuit must
 	// fit its packets in the datagrams of the links beneath. 0 keeps
-	// quic-go's defaults (1280, growing by discovery).
+	// LinkPacketSize, growing by path MTU discovery.
 	FixedPacketSize uint16
 }
 
@@ -145,6 +150,15 @@ func Open(cfg Config) (_ *Transport, err error) {
 	if cfg.FixedPacketSize != 0 {
 		tr.qconf.InitialPacketSize = cfg.FixedPacketSize
 		tr.qconf.DisablePathMTUDiscovery = true
+	} else {
+		// quic-go starts a connection at 1280 bytes when this is 0, but
+		// starts a path it migrates to (a peer's NAT rebinding) at 1200,
+		// and grows it only where it can set DF on the socket. Datagrams
+		// then shrink from about 1243 bytes of payload to about 1163,
+		// too small for a circuit's packets (wire.MaxCircuitData): every
+		// circuit over the link would lose every full-size packet from
+		// then on. Saying 1280 keeps both at 1280.
+		tr.qconf.InitialPacketSize = LinkPacketSize
 	}
 	tr.ctx, tr.cancel = context.WithCancel(context.Background())
 	// ReadNonQUICPacket queues packets only after its first call, so make
