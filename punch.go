@@ -426,7 +426,7 @@ func (n *Node) servePunchRelay(c net.Conn, from NodeID) {
 	}
 	n.stats.punchRelayed.Add(1)
 	done := make(chan struct{})
-	go func() { relayPunch(c, tc, nil); close(done) }() // dialer -> target: SYNC
+	go func() { relayPunch(c, tc, nil); close(done) }()     // dialer -> target: SYNC
 	relayPunch(tc, c, func(m wire.PunchMsg) wire.PunchMsg { // target -> dialer: CONNECT or REFUSED
 		if m.Type == wire.PunchConnect {
 			m.Candidates = withObserved(m.Candidates, tpc)
