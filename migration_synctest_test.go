@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -253,6 +256,8 @@ func upgradeLab(t *testing.T) *upgraded {
 			u.relay = p
 		}
 	}
+	time.Sleep(time.Second) // the stream's start is no stall
+	u.f.takeStall()
 	u.waitPath(t, "the move to a direct path", migration.Direct)
 	u.moved = time.Now()
 	return u
@@ -408,4 +413,66 @@ func TestSynctestNATRebinding(t *testing.T) {
 		u.f.end(t)
 		t.Logf("%d KiB echoed intact", u.f.sent.Load()/1024)
 	})
+}
+
+// TestSynctestStallDistribution (issue 8, acceptance 5) runs the
+// scenarios above MYCELIUM_STALL_RUNS times (make bench: 20) and reports
+// the stall, the longest gap between two chunks of the stream, by cause:
+// the upgrade from the circuit to a punched direct path (from 1 s after
+// the stream began, which in some runs is after the move), the direct path
+// blackholed (fallback) and healed (return), and a NAT rebinding on the
+// dialer's and on the acceptor's side (fallback, then the re-punch).
+// Links are 25 ms each way. Each run draws its keys, nonces and timer
+// jitter afresh, so the runs differ as seeded runs would.
+func TestSynctestStallDistribution(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("MYCELIUM_STALL_RUNS"))
+	if runs <= 0 {
+		t.Skip("set MYCELIUM_STALL_RUNS=N (make bench runs 20)")
+	}
+	causes := []string{"upgrade", "blackhole", "healed", "rebinding-dialer", "re-punch-dialer", "rebinding-acceptor", "re-punch-acceptor"}
+	stalls := make(map[string][]time.Duration)
+	for i := range runs {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				u := upgradeLab(t)
+				time.Sleep(2 * time.Second)
+				stalls["upgrade"] = append(stalls["upgrade"], u.f.takeStall())
+				time.Sleep(time.Second)
+				u.f.takeStall()
+				u.lab.Block(u.natA.Addr(), u.natB.Addr())
+				u.waitPath(t, "fallback", migration.Circuit)
+				stalls["blackhole"] = append(stalls["blackhole"], u.carriesOnCircuit(t, "the blackhole"))
+				u.lab.Unblock(u.natA.Addr(), u.natB.Addr())
+				u.waitPath(t, "return", migration.Direct)
+				time.Sleep(2 * time.Second)
+				stalls["healed"] = append(stalls["healed"], u.f.takeStall())
+				for _, side := range []struct {
+					name string
+					nat  *netlab.NAT
+				}{{"dialer", u.natA}, {"acceptor", u.natB}} {
+					time.Sleep(time.Second)
+					u.f.takeStall()
+					side.nat.Rebind()
+					u.waitPath(t, "fallback", migration.Circuit)
+					stalls["rebinding-"+side.name] = append(stalls["rebinding-"+side.name], u.carriesOnCircuit(t, "the rebinding"))
+					u.waitPath(t, "re-punch", migration.Direct)
+					time.Sleep(2 * time.Second)
+					stalls["re-punch-"+side.name] = append(stalls["re-punch-"+side.name], u.f.takeStall())
+				}
+				u.f.end(t)
+			})
+		})
+	}
+	t.Logf("stall (longest gap between 1 KiB chunks sent every 20 ms; 50 ms RTT links) over %d runs:", runs)
+	t.Logf("%-20s %8s %8s %8s %8s %5s", "cause", "min", "median", "p90", "max", "n")
+	for _, c := range causes {
+		d := slices.Clone(stalls[c])
+		if len(d) == 0 {
+			continue
+		}
+		slices.Sort(d)
+		q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
+		t.Logf("%-20s %8v %8v %8v %8v %5d", c, d[0].Round(time.Millisecond), q(0.5).Round(time.Millisecond),
+			q(0.9).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d))
+	}
 }
