@@ -35,7 +35,10 @@ type circuitConn struct {
 	local, remote net.Addr
 	circuitSend   func(b []byte) error                 // into the circuit
 	send          atomic.Pointer[func(b []byte) error] // over the current path
-	session       atomic.Pointer[pathSession]
+	session       atomic.Pointer[pathSession]          // the path layer this circuit serves
+	attached      chan struct{}                        // closed when a PING attached this fresh end to a session
+	pathID        atomic.Uint32                        // its path ID in that session, once attached
+	attachOnce    sync.Once
 	in            chan []byte
 	done          chan struct{}
 	closeOnce     sync.Once
@@ -50,7 +53,7 @@ const circuitQueue = 256
 
 func newCircuitConn(local, remote net.Addr, send func([]byte) error) *circuitConn {
 	c := &circuitConn{local: local, remote: remote, circuitSend: send, in: make(chan []byte, circuitQueue),
-		done: make(chan struct{}), rdlWake: make(chan struct{})}
+		done: make(chan struct{}), rdlWake: make(chan struct{}), attached: make(chan struct{})}
 	c.send.Store(&send)
 	return c
 }
@@ -58,8 +61,19 @@ func newCircuitConn(local, remote net.Addr, send func([]byte) error) *circuitCon
 // setSend makes WriteTo send over another path.
 func (c *circuitConn) setSend(f func([]byte) error) { c.send.Store(&f) }
 
-// setSession records the path layer beneath the connection.
+// setSession records the path layer the circuit serves: the one beneath
+// the connection inside it, or, for a circuit built later to carry an
+// existing connection, that connection's.
 func (c *circuitConn) setSession(s *pathSession) { c.session.Store(s) }
+
+// attach makes a fresh circuit end one more path of s: its QUIC packets
+// go to s's connection from now on, and whoever waits to accept a new
+// connection in it stops waiting.
+func (c *circuitConn) attach(s *pathSession, id uint32) {
+	c.pathID.Store(id)
+	c.session.Store(s)
+	c.attachOnce.Do(func() { close(c.attached) })
+}
 
 // deliver queues an opened packet for ReadFrom; it reports false when the
 // queue is full or the conn closed (the packet is dropped).

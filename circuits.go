@@ -16,6 +16,7 @@ import (
 	"github.com/mycelium-net/mycelium/circuit"
 	"github.com/mycelium-net/mycelium/internal/transport"
 	"github.com/mycelium-net/mycelium/internal/wire"
+	"github.com/mycelium-net/mycelium/migration"
 	"github.com/mycelium-net/mycelium/registry"
 	"github.com/mycelium-net/mycelium/relay"
 	"github.com/quic-go/quic-go"
@@ -201,18 +202,58 @@ func (s *circuitState) setEnd(c *relay.Circuit, cc *circuitConn) {
 // sendCircuitData sends the circuit datagram d to peer, relabelled for
 // cid: d is a datagram as ParseCircuitData reads it, whose packet a relay
 // has just re-layered in place, or a buffer an end sealed into after
-// wire.CircuitDataHeader spare bytes. quic-go copies d, so the caller
-// may reuse it at once.
+// wire.CircuitDataHeader spare bytes. The caller may reuse d at once.
+//
+// It never blocks: the datagram is copied into the link's send queue
+// (linkQueue datagrams), or dropped when the queue is full, as a UDP
+// socket drops. quic-go's SendDatagram blocks while its own queue is
+// full, which on a link that died (and has not timed out yet) is until
+// the link closes; a caller blocked there would hold up every circuit
+// that reads from the same link, and the QUIC connection inside a
+// circuit (whose send loop calls this through circuitConn.WriteTo) on
+// every other path too.
 func (n *Node) sendCircuitData(peer NodeID, cid uint32, d []byte) error {
 	pc := n.peers.active(peer)
-	if pc == nil || pc.via != nil {
+	if pc == nil || pc.via != nil || pc.dgq == nil {
 		return errors.New("no direct link")
 	}
-	d, err := wire.AppendCircuitData(d[:0], cid, d[wire.CircuitDataHeader:])
+	buf := datagramBufs.Get().(*[wire.MaxCircuitData]byte)
+	out, err := wire.AppendCircuitData(buf[:0], cid, d[wire.CircuitDataHeader:])
 	if err != nil {
+		datagramBufs.Put(buf)
 		return err
 	}
-	return pc.qc.SendDatagram(d)
+	select {
+	case pc.dgq <- queuedDatagram{buf, len(out)}:
+		return nil
+	default:
+		datagramBufs.Put(buf)
+		n.stats.circuitDropped.Add(1)
+		return errLinkQueueFull
+	}
+}
+
+// linkQueue bounds the circuit datagrams waiting to go out on one link.
+const linkQueue = 256
+
+var errLinkQueueFull = errors.New("link send queue full")
+
+type queuedDatagram struct {
+	buf *[wire.MaxCircuitData]byte
+	n   int
+}
+
+// writeDatagrams sends pc's queued circuit datagrams until pc closes.
+func (n *Node) writeDatagrams(pc *peerConn) {
+	for {
+		select {
+		case d := <-pc.dgq:
+			pc.qc.SendDatagram(d.buf[:d.n]) // copies
+			datagramBufs.Put(d.buf)
+		case <-pc.qc.Context().Done():
+			return
+		}
+	}
 }
 
 // datagramBufs holds the buffers the ends seal their packets into.
@@ -285,6 +326,9 @@ func (n *Node) deliverEnd(cc *circuitConn, p []byte) {
 	if wire.IsPathPacket(p) {
 		n.handlePath(p, nil, cc) // the path layer's PING and PONG
 		return
+	}
+	if s := cc.session.Load(); s != nil && s.cc != cc {
+		cc = s.cc // a circuit built to carry an existing connection
 	}
 	if !cc.deliver(p) {
 		n.stats.circuitDropped.Add(1)
@@ -492,12 +536,33 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	}
 	c.SetDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
-	qc, id, err := tr.Accept(ctx)
+	type accepted struct {
+		qc  *quic.Conn
+		id  NodeID
+		err error
+	}
+	acc := make(chan accepted, 1)
+	go func() {
+		qc, id, err := tr.Accept(ctx)
+		acc <- accepted{qc, id, err}
+	}()
+	var a accepted
+	select {
+	case a = <-acc:
+	case <-cc.attached:
+		// The dialer built this circuit for a connection we already
+		// hold: its PING made it one of that connection's paths.
+		cancel()
+		<-acc
+		n.serveAttachedEnd(c, ec, cid, cc)
+		return
+	}
 	cancel()
+	qc, id, err := a.qc, a.id, a.err
 	if err != nil {
 		return
 	}
-	sess, err := n.startSession(qc, id, cc, false)
+	sess, err := n.startSession(qc, id, cc, false, nil)
 	if err != nil {
 		qc.CloseWithError(0, "no path layer")
 		return
@@ -532,16 +597,87 @@ func (n *Node) serveCircuitEnd(c net.Conn, prev NodeID, cid uint32, term *circui
 	}
 }
 
-// circuitEnded is told that the circuit beneath sess's connection ended:
-// the connection goes on if it has a direct path to move to (it reports
-// true), else it is closed with msg.
-func (n *Node) circuitEnded(sess *pathSession, msg string) bool {
-	if sess.circuitLost() {
-		n.log.Info("circuit ended; the connection goes on over a direct path", "peer", sess.peer.Short(), "why", msg)
-		return true
+// serveAttachedEnd keeps a circuit end that carries an existing
+// connection (cc joined its session) until the circuit or the connection
+// ends; the session then loses the path.
+func (n *Node) serveAttachedEnd(c net.Conn, ec *relay.Circuit, cid uint32, cc *circuitConn) {
+	s, id := cc.session.Load(), migration.PathID(cc.pathID.Load())
+	cs := n.circ
+	gone := cs.watch(ec)
+	defer cs.unwatch(ec)
+	closed := make(chan byte, 1)
+	go func() { closed <- awaitDestroy(c) }()
+	msg := ""
+	select {
+	case r := <-closed:
+		cs.table.Close(ec, r)
+		msg = circuitGoneMsg(r)
+	case <-gone:
+		sendDestroy(c, cid, ec.Reason())
+		msg = circuitGoneMsg(ec.Reason())
+	case <-s.qc.Context().Done():
+		sendDestroy(c, cid, wire.ReasonClosed)
+	case <-n.ctx.Done():
 	}
-	sess.qc.CloseWithError(0, msg)
-	return false
+	if msg != "" && id != migration.NoPath {
+		s.circuitGone(id, msg)
+	}
+}
+
+// circuitEnded is told that the circuit a connection began in ended. The
+// connection outlives it (sess.circuitGone: it goes on over another path,
+// or waits pathGrace for one before it is closed with msg), so the
+// caller keeps the connection's transport until the connection ends.
+func (n *Node) circuitEnded(sess *pathSession, msg string) bool {
+	sess.circuitGone(pathCircuit, msg)
+	return true
+}
+
+// carryOnCircuit makes bc, a circuit this node built to the peer of s,
+// one more path of s's connection, and watches it: when it ends, s loses
+// the path. It reports false (having torn bc down) if s is closed.
+func (n *Node) carryOnCircuit(s *pathSession, bc *builtCircuit) bool {
+	cs := n.circ
+	first, cid, init := bc.via[0], bc.ic.NextCID, bc.init
+	end := newCircuitConn(circuitAddr{id: n.id}, s.cc.remote, func(b []byte) error {
+		return n.sendSealed(first, cid, init.Seal, b)
+	})
+	cs.setEnd(bc.ic, end)
+	id, ok := s.attachCircuit(end, bc.via)
+	if !ok {
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
+		return false
+	}
+	gone := cs.watch(bc.ic)
+	watch := func() {
+		defer cs.unwatch(bc.ic)
+		closed := make(chan byte, 1)
+		go func() { closed <- awaitDestroy(bc.stream) }()
+		msg := ""
+		select {
+		case r := <-closed:
+			cs.table.Close(bc.ic, r)
+			msg = circuitGoneMsg(r)
+		case <-gone:
+			sendDestroy(bc.stream, cid, bc.ic.Reason())
+			msg = circuitGoneMsg(bc.ic.Reason())
+		case <-s.qc.Context().Done():
+			sendDestroy(bc.stream, cid, wire.ReasonClosed)
+		case <-n.ctx.Done():
+		}
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
+		if msg != "" {
+			s.circuitGone(id, msg)
+		}
+	}
+	if !n.spawn(watch) {
+		cs.unwatch(bc.ic)
+		cs.setEnd(bc.ic, nil)
+		bc.close(n)
+	}
+	return true
 }
 
 // candidateOf is what path selection needs of a record: the links it
@@ -780,7 +916,7 @@ func (n *Node) dialVia(ctx context.Context, relays []hopRef, target hopRef) (*pe
 		bc.close(n)
 		return nil, err
 	}
-	sess, err := n.startSession(qc, target.id, cc, true)
+	sess, err := n.startSession(qc, target.id, cc, true, bc.via)
 	if err != nil {
 		qc.CloseWithError(0, "no path layer")
 		cs.setEnd(bc.ic, nil)

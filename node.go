@@ -311,6 +311,9 @@ func (n *Node) addConnVia(qc *quic.Conn, id NodeID, outbound bool, via []NodeID)
 // beneath it.
 func (n *Node) addConnSession(qc *quic.Conn, id NodeID, outbound bool, via []NodeID, sess *pathSession) *peerConn {
 	pc := &peerConn{qc: qc, peer: id, outbound: outbound, since: time.Now(), via: via, session: sess}
+	if via == nil {
+		pc.dgq = make(chan queuedDatagram, linkQueue)
+	}
 	actions, lost, evicted := n.peers.add(pc)
 	if lost {
 		n.stats.duplicateConns.Add(1)
@@ -326,6 +329,7 @@ func (n *Node) addConnSession(qc *quic.Conn, id NodeID, outbound bool, via []Nod
 	n.log.Debug("peer connected", "peer", id.Short(), "addr", qc.RemoteAddr().String(), "outbound", outbound)
 	if via == nil {
 		n.spawn(func() { n.readDatagrams(pc) })
+		n.spawn(func() { n.writeDatagrams(pc) })
 		// A connection inside a circuit to the same peer may move here.
 		n.sessionsDirect(id, qc.RemoteAddr())
 	}

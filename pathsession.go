@@ -14,6 +14,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/mycelium-net/mycelium/circuit"
 	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/migration"
 )
@@ -84,6 +85,11 @@ type pathSession struct {
 	tokens     float64 // PINGs we may still answer (refilled at pathPingsPerSec)
 	refilled   time.Time
 	upgrading  bool
+	building   bool      // a circuit for the connection is being built
+	hadPath    bool      // some path has been current
+	lastGood   time.Time // when the current path last carried a PING that was answered
+	lostRelays []NodeID  // relays of circuits the connection lost, latest last (at most maxLostRelays)
+	client     bool      // this node dialed the connection
 	closed     bool
 
 	sent sentRing // the packets sent lately, to replay on a forced move
@@ -159,7 +165,8 @@ func (r *sentRing) since(t time.Time) [][]byte {
 type pathRoute struct {
 	id       migration.PathID
 	kind     migration.Kind
-	addr     net.Addr // a direct path's remote address; nil for the circuit
+	addr     net.Addr // a direct path's remote address; nil for a circuit
+	via      []NodeID // a circuit's relays, where this node knows them
 	send     func([]byte) error
 	probing  bool
 	failed   bool   // its last validation failed: a PONG on it validates it again
@@ -196,7 +203,7 @@ func sessionKeys(qc *quic.Conn, client bool) (rx, tx wire.PathSession, key [wire
 // startSession puts a path layer under qc, a connection on cc inside a
 // circuit (client: this node dialed it). The circuit is its first path,
 // validated by the handshake. It runs until qc ends.
-func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client bool) (*pathSession, error) {
+func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client bool, via []NodeID) (*pathSession, error) {
 	rx, tx, key, err := sessionKeys(qc, client)
 	if err != nil {
 		return nil, fmt.Errorf("path layer keys: %w", err)
@@ -212,7 +219,7 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 		n: n, peer: peer, qc: qc, cc: cc, rx: rx, tx: tx, key: key,
 		m: m, routes: make(map[migration.PathID]*pathRoute), nextID: pathCircuit + 1,
 		pings: make(map[uint64]sentPing), onPath: make(map[migration.Kind]time.Duration),
-		byCause: make(map[migration.Cause]uint64), tokens: pathPingsPerSec, refilled: now,
+		byCause: make(map[migration.Cause]uint64), tokens: pathPingsPerSec, refilled: now, client: client,
 	}
 	n.sessMu.Lock()
 	if _, taken := n.sessions[rx]; taken {
@@ -224,7 +231,7 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 	cc.setSession(s)
 
 	s.mu.Lock()
-	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend}
+	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend, via: via}
 	outs, _ := m.AddPath(now, pathCircuit, migration.Circuit)
 	s.apply(now, outs)
 	s.routes[pathCircuit].probing = false
@@ -353,26 +360,34 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			if old != nil {
 				s.onPath[old.kind] += now.Sub(s.since)
 			}
-			if s.current != migration.NoPath && o.Cause != migration.CauseInitial {
-				s.migrations++
-				s.byCause[o.Cause]++
-				s.n.stats.migrations.Add(1)
-				s.n.log.Info("connection moved", "peer", s.peer.Short(), "path", r.describe(), "cause", o.Cause)
+			// After a loss (the last path died with nothing to replace
+			// it) the machine calls the next path initial; it is a move
+			// all the same, forced by the dead path.
+			afterLoss := s.current == migration.NoPath && s.hadPath
+			cause := o.Cause
+			if afterLoss {
+				cause = migration.CausePathDead
 			}
-			s.current, s.since = o.Path, now
+			if s.current != migration.NoPath && cause != migration.CauseInitial || afterLoss {
+				s.migrations++
+				s.byCause[cause]++
+				s.n.stats.migrations.Add(1)
+				s.n.log.Info("connection moved", "peer", s.peer.Short(), "path", r.describe(), "cause", cause)
+			}
+			s.current, s.since, s.hadPath = o.Path, now, true
 			s.cc.setSend(s.recording(r.send))
-			if old != nil && forced(o.Cause) && !old.heard.IsZero() {
+			if forced(cause) && !s.lastGood.IsZero() {
 				// What went out since the old path last answered (less
 				// a round trip) was likely lost with it.
-				for _, p := range s.sent.since(old.heard.Add(-old.rtt)) {
+				for _, p := range s.sent.since(s.lastGood) {
 					s.queue(r.send, p)
 				}
 			}
 		case migration.FallBack:
-			// The circuit the connection began on is its only circuit:
-			// once it is gone, there is nothing to fall back to, and
-			// the connection lives on while a direct path works.
-			s.n.log.Debug("path layer: no circuit to fall back to", "peer", s.peer.Short(), "cause", o.Cause)
+			// The dialer builds a circuit for the connection; the peer
+			// waits for its PING on it.
+			s.n.log.Debug("path layer: a circuit is asked for", "peer", s.peer.Short(), "cause", o.Cause)
+			s.rebuild()
 		case migration.TryUpgrade:
 			s.tryUpgrade()
 		case migration.SetTimer:
@@ -529,19 +544,118 @@ func (s *pathSession) tryUpgrade() {
 	})
 }
 
-// circuitLost takes the session's circuit away; it reports whether the
-// connection goes on over a direct path.
-func (s *pathSession) circuitLost() bool {
+// pathGrace is how long a connection that lost its last path waits for a
+// new one (a circuit the dialer builds, a direct path) before it is
+// closed with the reason its last path ended.
+const pathGrace = 10 * time.Second
+
+// maxLostRelays bounds the relays a session remembers to avoid.
+const maxLostRelays = 8
+
+// circuitGone takes one of the session's circuits away. With another
+// path current the connection goes on; with none, the machine asks for a
+// circuit (FallBack: the dialer builds one), and the connection is closed
+// with msg unless a path is current within pathGrace.
+func (s *pathSession) circuitGone(id migration.PathID, msg string) {
 	s.mu.Lock()
 	defer s.unlockAndSend()
-	if s.closed || s.routes[pathCircuit] == nil {
-		return false
+	if s.closed || s.routes[id] == nil {
+		return
 	}
 	now := time.Now()
-	delete(s.routes, pathCircuit)
-	s.apply(now, s.m.RemovePath(now, pathCircuit))
-	r := s.routes[s.current]
-	return r != nil && r.kind == migration.Direct
+	s.lostRelays = append(s.lostRelays, s.routes[id].via...)
+	if len(s.lostRelays) > maxLostRelays {
+		s.lostRelays = s.lostRelays[len(s.lostRelays)-maxLostRelays:]
+	}
+	delete(s.routes, id)
+	s.apply(now, s.m.RemovePath(now, id))
+	if s.routes[s.current] != nil {
+		s.n.log.Info("circuit ended; the connection goes on", "peer", s.peer.Short(), "path", s.routes[s.current].describe(), "why", msg)
+		return
+	}
+	s.n.log.Info("circuit ended; the connection waits for a new path", "peer", s.peer.Short(), "why", msg, "grace", pathGrace)
+	time.AfterFunc(pathGrace, func() {
+		s.mu.Lock()
+		lost := !s.closed && s.routes[s.current] == nil
+		s.mu.Unlock()
+		if lost {
+			s.qc.CloseWithError(0, msg)
+		}
+	})
+}
+
+// attachCircuit makes the circuit end cc one more path of the session and
+// has it probed. Called on the dialer's side for a circuit it built to
+// carry the connection, and on the peer's side when the dialer's PING
+// arrives on such a circuit.
+func (s *pathSession) attachCircuit(cc *circuitConn, via []NodeID) (migration.PathID, bool) {
+	s.mu.Lock()
+	defer s.unlockAndSend()
+	if s.closed {
+		return migration.NoPath, false
+	}
+	id := s.nextID
+	s.nextID++
+	s.routes[id] = &pathRoute{id: id, kind: migration.Circuit, send: cc.circuitSend, via: via}
+	now := time.Now()
+	outs, err := s.m.AddPath(now, id, migration.Circuit)
+	if err != nil {
+		delete(s.routes, id)
+		return migration.NoPath, false
+	}
+	cc.attach(s, uint32(id))
+	s.apply(now, outs)
+	return id, true
+}
+
+// rebuild builds a new circuit to the peer for the connection (the
+// dialer's answer to FallBack), avoiding the relays of circuits that
+// failed it. Called with s.mu held.
+func (s *pathSession) rebuild() {
+	if !s.client || s.building {
+		return
+	}
+	s.building = true
+	n, peer := s.n, s.peer
+	// Avoid the relays of the circuits the connection has and had: the
+	// ones that failed it, and the others, for a path that fails apart
+	// from them.
+	avoid := slices.Clone(s.lostRelays)
+	for _, r := range s.routes {
+		avoid = append(avoid, r.via...)
+	}
+	n.spawn(func() {
+		defer func() {
+			s.mu.Lock()
+			s.building = false
+			s.mu.Unlock()
+		}()
+		rec, ok := n.Lookup(peer)
+		if !ok || rec.OnionKey == [32]byte{} {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, pathGrace)
+		defer cancel()
+		for range circuit.PathAttempts {
+			relays, err := n.circuitPath(peer, avoid)
+			if err != nil {
+				n.log.Debug("path layer: no circuit path for the connection", "peer", peer.Short(), "avoid", len(avoid), "err", err)
+				return
+			}
+			for _, h := range relays {
+				avoid = append(avoid, h.id)
+			}
+			bc, err := n.buildCircuit(ctx, relays, recHop(rec))
+			if err != nil {
+				n.log.Debug("path layer: fallback circuit failed", "peer", peer.Short(), "err", err)
+				continue
+			}
+			if n.carryOnCircuit(s, bc) {
+				n.log.Info("path layer: new circuit for the connection", "peer", peer.Short(), "via", viaString(bc.via))
+				return
+			}
+		}
+	})
 }
 
 // handlePath takes a path packet for one of our sessions, from the socket
@@ -555,9 +669,23 @@ func (n *Node) handlePath(b []byte, from net.Addr, cc *circuitConn) {
 	n.sessMu.Lock()
 	s := n.sessions[p.Session]
 	n.sessMu.Unlock()
-	if s == nil || (cc != nil && s.cc != cc) {
+	if s == nil {
 		n.stats.pathDropped.Add(1)
 		return
+	}
+	if cc != nil && cc.session.Load() != s {
+		// A fresh circuit end (built for an existing connection: its
+		// first packet is the dialer's PING) may join s; any other
+		// end may not speak for s.
+		if cc.session.Load() != nil || p.Type != wire.PathPing || !p.Verify(&s.key) {
+			n.stats.pathDropped.Add(1)
+			return
+		}
+		if _, ok := s.attachCircuit(cc, nil); !ok {
+			n.stats.pathDropped.Add(1)
+			return
+		}
+		n.log.Info("path layer: a new circuit carries the connection", "peer", s.peer.Short())
 	}
 	switch p.Type {
 	case wire.PathData:
@@ -618,6 +746,9 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 		r.awaiting = 0
 	}
 	r.heard, r.rtt = now, rtt
+	if r.id == s.current {
+		s.lastGood = sp.at // the PING went out then and arrived: so did what preceded it
+	}
 	if r.probing || r.failed {
 		// A failed path keeps its keep-alives, so that it is found
 		// again when it comes back (a blackhole that ends).

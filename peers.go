@@ -50,9 +50,10 @@ type peerConn struct {
 	peer     NodeID
 	outbound bool // this node dialed it
 	since    time.Time
-	via      []NodeID     // the relays of the circuit it runs inside; nil when direct
-	silent   atomic.Bool  // closed by closeSilent
-	session  *pathSession // the path layer beneath a connection that began in a circuit; nil when direct
+	via      []NodeID            // the relays of the circuit it runs inside; nil when direct
+	silent   atomic.Bool         // closed by closeSilent
+	session  *pathSession        // the path layer beneath a connection that began in a circuit; nil when direct
+	dgq      chan queuedDatagram // circuit datagrams to send on a direct link (sendCircuitData)
 
 	// Guarded by peerTable.mu.
 	streams     int  // streams in use: opened (acked or waiting) or accepted

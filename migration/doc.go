@@ -58,9 +58,10 @@
 // stays current (it is all there is, and it may come back), a dead one
 // leaves the connection with no current path, and either way FallBack
 // asks the driver for a circuit, again after FallBackRetry (5 s, doubling
-// to 1 min) while none is usable, but not while a circuit is being
-// probed. The first validated path becomes current at once (initial), as
-// does the first after a loss.
+// to 1 min) while none is usable, but not while a new circuit is being
+// validated (the probe of a suspect circuit does not hold it back). The
+// first validated path becomes current at once (initial), as does the
+// first after a loss.
 //
 // Address changes. LocalAddressChanged and ReflexiveChanged (a NAT
 // rebinding seen by STUN) probe every direct path again. A successful

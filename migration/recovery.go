@@ -21,11 +21,14 @@ func (m *Machine) fallbackCause() Cause {
 	return CausePathDead
 }
 
-// circuitProbing reports whether a circuit path is being validated: a
-// FallBack would ask for what is already on its way.
+// circuitProbing reports whether a new circuit path is being validated:
+// a FallBack would ask for what is already on its way. The probe of a
+// suspect (or failed) circuit is not one: it asks whether that circuit
+// still lives, and waiting for its timeout before asking for another
+// would add ProbeTimeout to the stall when a relay dies.
 func (m *Machine) circuitProbing() bool {
 	for _, p := range m.paths {
-		if p.kind == Circuit && p.probing {
+		if p.kind == Circuit && p.probing && p.state == unvalidated {
 			return true
 		}
 	}
