@@ -651,6 +651,7 @@ func (s *pathSession) rebuild() {
 				continue
 			}
 			if n.carryOnCircuit(s, bc) {
+				n.stats.circuitsBuilt.Add(1)
 				n.log.Info("path layer: new circuit for the connection", "peer", peer.Short(), "via", viaString(bc.via))
 				return
 			}
@@ -762,6 +763,7 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 // pathStats is what Stats shows of a session.
 type pathStats struct {
 	kind       migration.Kind
+	via        []NodeID // the current circuit's relays, where known
 	migrations uint64
 	onPath     map[migration.Kind]time.Duration
 }
@@ -774,7 +776,7 @@ func (s *pathSession) stats() pathStats {
 		st.onPath[k] = d
 	}
 	if r := s.routes[s.current]; r != nil {
-		st.kind = r.kind
+		st.kind, st.via = r.kind, r.via
 		st.onPath[r.kind] += time.Since(s.since)
 	}
 	return st

@@ -182,8 +182,13 @@ func (n *Node) Stats() Stats {
 		for _, s := range p.sessions {
 			ps := s.stats()
 			migrations += ps.migrations
-			if s == p.pc.session && ps.kind == migration.Direct {
-				path, via = "direct", nil
+			if s == p.pc.session {
+				switch {
+				case ps.kind == migration.Direct:
+					path, via = "direct", nil
+				case ps.via != nil:
+					via = ps.via // a circuit built since, to carry the connection
+				}
 			}
 		}
 		st.Peers = append(st.Peers, PeerStats{

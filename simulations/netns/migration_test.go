@@ -1,0 +1,219 @@
+//go:build linux
+
+package netns
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/netip"
+	"syscall"
+	"testing"
+
+	"github.com/mycelium-net/mycelium/internal/echo"
+	"github.com/mycelium-net/mycelium/internal/leakcheck"
+)
+
+// TestMigrationSurvivesRebindingAndRelayDeath (issue 8, acceptance 3):
+// two nodes behind `MASQUERADE --random-fully` routers (no hole punch
+// works between them, so their connection lives on circuits) and two
+// public relays. `mycelium dial` carries 20 MiB from A to B's echo
+// service and back. When the first 10 MiB have come back, A's router
+// gives every mapping a new public port (RebindPort), and the relay the
+// connection's circuit runs through is killed (SIGKILL: no goodbye).
+// The second 10 MiB follow on the same stream; all 20 MiB must come back
+// intact, and A's status must show the connection moved.
+func TestMigrationSurvivesRebindingAndRelayDeath(t *testing.T) {
+	leakcheck.Check(t)
+	tb := New(t)
+	bin := myceliumBinary(t)
+	h1, h2 := tb.AddPublicHost("relay1"), tb.AddPublicHost("relay2")
+	r1 := startRole(t, tb, bin, h1, "relay1", "relay", netip.AddrPortFrom(h1.Addr, 4242))
+	r2 := startRole(t, tb, bin, h2, "relay2", "relay", netip.AddrPortFrom(h2.Addr, 4242), "--bootstrap="+r1.id+"@"+r1.listen)
+	relays := []*node{r1, r2}
+	boot := "--bootstrap=" + r1.id + "@" + r1.listen + "," + r2.id + "@" + r2.listen
+	natA := tb.AddNAT("nata", MasqueradeRandomFully)
+	ha := natA.AddHost("ha")
+	hb := tb.AddNAT("natb", MasqueradeRandomFully).AddHost("hb")
+	a := startNode(t, tb, bin, ha, netip.AddrPortFrom(ha.Addr, 4242), boot)
+	b := startNode(t, tb, bin, hb, netip.AddrPortFrom(hb.Addr, 4242), boot)
+
+	// A must know B's record (behind a NAT), and both relays must hold
+	// a link to B, so that either can carry a circuit to it.
+	ready := func() bool {
+		var res struct{ Peers []struct{ ID string } }
+		for _, r := range relays {
+			if err := json.Unmarshal(r.cli(t, nil, "status", "--json"), &res); err != nil {
+				t.Fatal(err)
+			}
+			linked := false
+			for _, p := range res.Peers {
+				linked = linked || p.ID == b.id
+			}
+			if !linked {
+				return false
+			}
+		}
+		var recs struct {
+			Peers []struct {
+				ID      string
+				Inbound bool
+			}
+		}
+		if err := json.Unmarshal(a.cli(t, nil, "peers", "--json"), &recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range recs.Peers {
+			if p.ID == b.id && !p.Inbound {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; !ready(); i++ {
+		if i == 60 {
+			t.Fatal("A never learnt B's record, or the relays never both linked to B")
+		}
+		a.cli(t, nil, "peers", "--min", "1000", "--wait", "2s") // a bounded wait on registry changes
+	}
+
+	ln, err := hb.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { echo.Serve(ln); close(served) }()
+	defer func() { ln.Close(); <-served }()
+	b.cli(t, nil, "expose", "echo", ln.Addr().String())
+
+	const half = 10 << 20
+	payload := make([]byte, 2*half)
+	rand.Read(payload)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitLimit)
+	defer cancel()
+	cmd := ha.Command(ctx, bin, "dial", "--control", a.control, "--timeout", "30s", b.id+"/echo")
+	cmd.Env = a.env()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	halfBack := make(chan struct{})
+	got := make(chan []byte, 1)
+	go func() { // reader: signals when the first half is back
+		buf := make([]byte, 0, len(payload))
+		tmp := make([]byte, 64<<10)
+		signalled := false
+		for {
+			n, err := stdout.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			if !signalled && len(buf) >= half {
+				close(halfBack)
+				signalled = true
+			}
+			if err != nil {
+				got <- buf
+				return
+			}
+		}
+	}()
+	if _, err := stdin.Write(payload[:half]); err != nil {
+		t.Fatalf("writing the first half: %v; %s", err, stderr.String())
+	}
+	select {
+	case <-halfBack:
+	case <-ctx.Done():
+		t.Fatalf("the first 10 MiB never came back; %s", stderr.String())
+	}
+
+	// Mid-transfer: a new NAT mapping for A, and the death of the relay
+	// the connection runs through.
+	via := circuitVia(t, a, b.id)
+	if err := natA.RebindPort(); err != nil {
+		t.Fatal(err)
+	}
+	var killed *node
+	for _, r := range relays {
+		if r.id == via {
+			killed = r
+		}
+	}
+	if killed == nil {
+		t.Fatalf("A's connection to B runs through %q, none of the relays", via)
+	}
+	if err := killed.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first 10 MiB back; A's NAT rebound and relay %s (the circuit's) killed", killed.host.Role)
+
+	if _, err := stdin.Write(payload[half:]); err != nil {
+		t.Fatalf("writing the second half: %v; %s", err, stderr.String())
+	}
+	stdin.Close()
+	back := <-got
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mycelium dial: %v; %s", err, stderr.String())
+	}
+	if !bytes.Equal(back, payload) {
+		t.Fatalf("%d bytes came back of %d; equal prefix %d", len(back), len(payload), commonPrefix(back, payload))
+	}
+	var st struct {
+		Peers []struct {
+			ID, Path   string
+			Via        []string
+			Migrations uint64
+		}
+		Counters map[string]uint64
+	}
+	if err := json.Unmarshal(a.cli(t, nil, "status", "--json"), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("20 MiB intact; A's counters: migrations %d, circuits built %d; peers %+v", st.Counters["migrations"], st.Counters["circuits_built"], st.Peers)
+	if st.Counters["migrations"] == 0 {
+		t.Errorf("A made no migration, yet its relay died under the stream")
+	}
+	for _, p := range st.Peers {
+		if p.ID == b.id && (p.Path != "circuit" || len(p.Via) == 0 || p.Via[0] == killed.id) {
+			t.Errorf("A's peer B: %+v; want a circuit through the relay still alive", p)
+		}
+	}
+}
+
+// circuitVia returns the first relay of the circuit A's status shows for
+// peer.
+func circuitVia(t *testing.T, a *node, peer string) string {
+	t.Helper()
+	var st struct {
+		Peers []struct {
+			ID, Path string
+			Via      []string
+		}
+	}
+	if err := json.Unmarshal(a.cli(t, nil, "status", "--json"), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Peers {
+		if p.ID == peer && p.Path == "circuit" && len(p.Via) > 0 {
+			return p.Via[0]
+		}
+	}
+	t.Fatalf("A's status shows no circuit to %s: %+v", peer, st.Peers)
+	return ""
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
