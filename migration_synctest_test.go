@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/mycelium-net/mycelium/internal/wire"
 	"github.com/mycelium-net/mycelium/migration"
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
@@ -135,6 +136,7 @@ const flowChunk = 1024
 
 func startFlow(t *testing.T, c net.Conn, every time.Duration) *flow {
 	f := &flow{c: c, last: time.Now(), readErr: make(chan error, 1), stop: make(chan struct{}), finished: make(chan error, 1)}
+	t.Cleanup(func() { c.Close() }) // a test that fails leaves no goroutine blocked on c
 	go func() { // writer
 		defer c.(interface{ CloseWrite() error }).CloseWrite()
 		buf := make([]byte, flowChunk)
@@ -595,5 +597,49 @@ func TestSynctestRelayDiesNewCircuit(t *testing.T) {
 		f.end(t)
 		t.Logf("relay %s died; the connection moved to a new circuit %v later; stall %v; %d migrations; %d KiB echoed intact",
 			pubs[dead].ID().Short(), movedAfter, stall, sa.stats().migrations, f.sent.Load()/1024)
+	})
+}
+
+// TestSynctestReplayedPingForgotten: a PING copied off the wire and sent
+// again from other addresses (a spoofer's) makes B probe those
+// addresses, up to maxDirectPaths, since a PING names no address it is
+// bound to; none answers, and once their probes have failed B forgets
+// them: it stops pinging them and their places are free again. The
+// connection stays on its direct path meanwhile.
+func TestSynctestReplayedPingForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := upgradeLab(t)
+		sb := u.sb
+		directs := func() (n int, fake int) {
+			sb.mu.Lock()
+			defer sb.mu.Unlock()
+			for _, r := range sb.routes {
+				if r.kind == migration.Direct {
+					n++
+					if r.addr.(*net.UDPAddr).IP.Equal(net.ParseIP("192.0.2.9")) {
+						fake++
+					}
+				}
+			}
+			return n, fake
+		}
+		before, _ := directs()
+		ping := wire.AppendPathProbe(nil, wire.PathPing, u.sa.tx, 12345, &u.sa.key)
+		for port := range 6 {
+			u.b.handlePath(ping, &net.UDPAddr{IP: net.ParseIP("192.0.2.9"), Port: 1000 + port}, nil)
+		}
+		n, fake := directs()
+		if n > maxDirectPaths || fake == 0 {
+			t.Fatalf("after 6 replays: %d direct paths (%d to the spoofed host), want some and at most %d", n, fake, maxDirectPaths)
+		}
+		time.Sleep(migration.DefaultConfig().ProbeTimeout + time.Second)
+		if _, fake := directs(); fake != 0 {
+			t.Fatalf("%d paths to the spoofed host remain after their probes failed", fake)
+		}
+		if after, _ := directs(); after != before || u.sb.stats().kind != migration.Direct {
+			t.Fatalf("B has %d direct paths, had %d; on %v", after, before, u.sb.stats().kind)
+		}
+		u.f.end(t)
+		t.Logf("6 replayed PINGs: %d paths probed at most, all forgotten after their probes failed; the stream went on", fake)
 	})
 }

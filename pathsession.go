@@ -59,6 +59,11 @@ const (
 	pathPingsPending = 64 // PINGs awaiting a PONG, across paths
 )
 
+// failedDirectTTL is how long a direct path that once worked is kept,
+// and pinged, after it failed: long enough for a blackhole or a NAT
+// hiccup to pass.
+const failedDirectTTL = 2 * time.Minute
+
 // pathCircuit is the path ID of the circuit a session starts on.
 const pathCircuit migration.PathID = 1
 
@@ -169,8 +174,10 @@ type pathRoute struct {
 	via      []NodeID // a circuit's relays, where this node knows them
 	send     func([]byte) error
 	probing  bool
-	failed   bool   // its last validation failed: a PONG on it validates it again
-	awaiting uint64 // the nonce of the keep-alive not yet answered, 0 if none
+	failed   bool      // its last validation failed: a PONG on it validates it again
+	failedAt time.Time // when it failed
+	proven   bool      // it has been validated at least once
+	awaiting uint64    // the nonce of the keep-alive not yet answered, 0 if none
 	nextPing time.Time
 	heard    time.Time     // when a PONG last came back on it
 	rtt      time.Duration // that PONG's round trip
@@ -295,6 +302,15 @@ func (s *pathSession) tick(now time.Time) {
 		if r == nil {
 			continue // removed by an earlier route's outputs
 		}
+		if r.kind == migration.Direct && r.failed && (!r.proven || now.Sub(r.failedAt) > failedDirectTTL) {
+			// A direct path that never answered (an address a PING
+			// came from, which a replayed PING can name) or that has
+			// been dead for long: stop pinging it, and free its place
+			// (maxDirectPaths).
+			delete(s.routes, id)
+			s.apply(now, s.m.RemovePath(now, id))
+			continue
+		}
 		switch {
 		case r.probing:
 			s.ping(now, r, true)
@@ -404,6 +420,9 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 			switch o.Kind {
 			case migration.EventProbeFailed:
 				if r := s.routes[o.Path]; r != nil {
+					if !r.failed {
+						r.failedAt = now
+					}
 					r.probing, r.failed = false, true
 				}
 			case migration.EventLost:
@@ -753,7 +772,7 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 	if r.probing || r.failed {
 		// A failed path keeps its keep-alives, so that it is found
 		// again when it comes back (a blackhole that ends).
-		r.probing, r.failed = false, false
+		r.probing, r.failed, r.proven = false, false, true
 		s.apply(now, s.m.Validated(now, r.id, rtt))
 		return
 	}
