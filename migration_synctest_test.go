@@ -136,7 +136,8 @@ const flowChunk = 1024
 
 func startFlow(t *testing.T, c net.Conn, every time.Duration) *flow {
 	f := &flow{c: c, last: time.Now(), readErr: make(chan error, 1), stop: make(chan struct{}), finished: make(chan error, 1)}
-	t.Cleanup(func() { c.Close() }) // a test that fails leaves no goroutine blocked on c
+	// A test that fails leaves no goroutine blocked on c.
+	t.Cleanup(func() { c.Close() })
 	go func() { // writer
 		defer c.(interface{ CloseWrite() error }).CloseWrite()
 		buf := make([]byte, flowChunk)
