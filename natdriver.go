@@ -194,6 +194,9 @@ func (o *overlay) checkLocal() {
 	o.nat.mapping, o.nat.filtering = registry.NATUnknown, registry.NATUnknown
 	o.natGen++
 	o.natRound()
+	// Direct paths may have died with the old address, or moved: the
+	// path layers probe them again.
+	o.n.sessionsLocalChanged()
 }
 
 func joinAddrPorts(a []netip.AddrPort) string {

@@ -801,6 +801,24 @@ func (s *pathSession) stats() pathStats {
 	return st
 }
 
+// sessionsLocalChanged tells every session that a local address changed.
+func (n *Node) sessionsLocalChanged() {
+	n.sessMu.Lock()
+	ss := make([]*pathSession, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	n.sessMu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		if !s.closed {
+			now := time.Now()
+			s.apply(now, s.m.LocalAddressChanged(now))
+		}
+		s.unlockAndSend()
+	}
+}
+
 // sessionsDirect tells the sessions with peer that a direct connection of
 // ours reaches it at addr.
 func (n *Node) sessionsDirect(peer NodeID, addr net.Addr) {

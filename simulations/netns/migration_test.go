@@ -78,94 +78,31 @@ func TestMigrationSurvivesRebindingAndRelayDeath(t *testing.T) {
 		a.cli(t, nil, "peers", "--min", "1000", "--wait", "2s") // a bounded wait on registry changes
 	}
 
-	ln, err := hb.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { echo.Serve(ln); close(served) }()
-	defer func() { ln.Close(); <-served }()
-	b.cli(t, nil, "expose", "echo", ln.Addr().String())
+	exposeEcho(t, b, hb)
 
 	const half = 10 << 20
-	payload := make([]byte, 2*half)
-	rand.Read(payload)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*waitLimit)
-	defer cancel()
-	cmd := ha.Command(ctx, bin, "dial", "--control", a.control, "--timeout", "30s", b.id+"/echo")
-	cmd.Env = a.env()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	halfBack := make(chan struct{})
-	got := make(chan []byte, 1)
-	go func() { // reader: signals when the first half is back
-		buf := make([]byte, 0, len(payload))
-		tmp := make([]byte, 64<<10)
-		signalled := false
-		for {
-			n, err := stdout.Read(tmp)
-			buf = append(buf, tmp[:n]...)
-			if !signalled && len(buf) >= half {
-				close(halfBack)
-				signalled = true
-			}
-			if err != nil {
-				got <- buf
-				return
-			}
-		}
-	}()
-	if _, err := stdin.Write(payload[:half]); err != nil {
-		t.Fatalf("writing the first half: %v; %s", err, stderr.String())
-	}
-	select {
-	case <-halfBack:
-	case <-ctx.Done():
-		t.Fatalf("the first 10 MiB never came back; %s", stderr.String())
-	}
-
-	// Mid-transfer: a new NAT mapping for A, and the death of the relay
-	// the connection runs through.
-	via := circuitVia(t, a, b.id)
-	if err := natA.RebindPort(); err != nil {
-		t.Fatal(err)
-	}
 	var killed *node
-	for _, r := range relays {
-		if r.id == via {
-			killed = r
+	dialInSteps(t, a, b.id, half, 2, func(int) {
+		// Mid-transfer: a new NAT mapping for A, and the death of the
+		// relay the connection runs through.
+		via := circuitVia(t, a, b.id)
+		if err := natA.RebindPort(); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if killed == nil {
-		t.Fatalf("A's connection to B runs through %q, none of the relays", via)
-	}
-	if err := killed.proc.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("first 10 MiB back; A's NAT rebound and relay %s (the circuit's) killed", killed.host.Role)
-
-	if _, err := stdin.Write(payload[half:]); err != nil {
-		t.Fatalf("writing the second half: %v; %s", err, stderr.String())
-	}
-	stdin.Close()
-	back := <-got
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("mycelium dial: %v; %s", err, stderr.String())
-	}
-	if !bytes.Equal(back, payload) {
-		t.Fatalf("%d bytes came back of %d; equal prefix %d", len(back), len(payload), commonPrefix(back, payload))
-	}
+		for _, r := range relays {
+			if r.id == via {
+				killed = r
+			}
+		}
+		if killed == nil {
+			t.Fatalf("A's connection to B runs through %q, none of the relays", via)
+		}
+		if err := killed.proc.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("first 10 MiB back; A's NAT rebound and relay %s (the circuit's) killed", killed.host.Role)
+	})
+	t.Logf("20 MiB came back intact")
 	var st struct {
 		Peers []struct {
 			ID, Path   string
@@ -186,6 +123,89 @@ func TestMigrationSurvivesRebindingAndRelayDeath(t *testing.T) {
 			t.Errorf("A's peer B: %+v; want a circuit through the relay still alive", p)
 		}
 	}
+}
+
+// exposeEcho serves an echo service on B's loopback and exposes it as
+// "echo" until the test ends.
+func exposeEcho(t *testing.T, b *node, hb *Host) {
+	t.Helper()
+	ln, err := hb.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { echo.Serve(ln); close(served) }()
+	t.Cleanup(func() { ln.Close(); <-served })
+	b.cli(t, nil, "expose", "echo", ln.Addr().String())
+}
+
+// dialInSteps runs `mycelium dial` from a to peer's echo service and
+// sends steps × step random bytes over the one stream; after each step
+// but the last has come back in full, it calls between(i). It fails the
+// test unless every byte comes back intact.
+func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between func(int)) []byte {
+	t.Helper()
+	payload := make([]byte, step*steps)
+	rand.Read(payload)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitLimit)
+	defer cancel()
+	cmd := a.host.Command(ctx, a.bin, "dial", "--control", a.control, "--timeout", "30s", peer+"/echo")
+	cmd.Env = a.env()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	progress := make(chan int, steps) // steps back in full
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 0, len(payload))
+		tmp := make([]byte, 64<<10)
+		done := 0
+		for {
+			n, err := stdout.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			for done < steps && len(buf) >= (done+1)*step {
+				done++
+				progress <- done
+			}
+			if err != nil {
+				got <- buf
+				return
+			}
+		}
+	}()
+	for i := range steps {
+		if _, err := stdin.Write(payload[i*step : (i+1)*step]); err != nil {
+			t.Fatalf("writing step %d: %v; %s", i, err, stderr.String())
+		}
+		if i == steps-1 {
+			break
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			t.Fatalf("step %d never came back; %s", i, stderr.String())
+		}
+		between(i)
+	}
+	stdin.Close()
+	back := <-got
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mycelium dial: %v; %s", err, stderr.String())
+	}
+	if !bytes.Equal(back, payload) {
+		t.Fatalf("%d bytes came back of %d; equal prefix %d", len(back), len(payload), commonPrefix(back, payload))
+	}
+	return back
 }
 
 // circuitVia returns the first relay of the circuit A's status shows for
@@ -216,4 +236,63 @@ func commonPrefix(a, b []byte) int {
 		n++
 	}
 	return n
+}
+
+// TestMigrationSurvivesHostMoves (issue 8, a local address change on each
+// side): A and B as above, each node bound to 0.0.0.0. While 21 MiB go
+// to B's echo service and back on one stream, A's host moves to the LAN
+// of another `--random-fully` router after the first 7 MiB (a laptop
+// changing networks: a new local address and a new NAT), then B's host
+// after the next 7. Every byte must come back intact.
+func TestMigrationSurvivesHostMoves(t *testing.T) {
+	leakcheck.Check(t)
+	tb := New(t)
+	bin := myceliumBinary(t)
+	h1, h2 := tb.AddPublicHost("relay1"), tb.AddPublicHost("relay2")
+	r1 := startRole(t, tb, bin, h1, "relay1", "relay", netip.AddrPortFrom(h1.Addr, 4242))
+	r2 := startRole(t, tb, bin, h2, "relay2", "relay", netip.AddrPortFrom(h2.Addr, 4242), "--bootstrap="+r1.id+"@"+r1.listen)
+	boot := "--bootstrap=" + r1.id + "@" + r1.listen + "," + r2.id + "@" + r2.listen
+	ha := tb.AddNAT("nata", MasqueradeRandomFully).AddHost("ha")
+	hb := tb.AddNAT("natb", MasqueradeRandomFully).AddHost("hb")
+	away := []*Router{tb.AddNAT("nata2", MasqueradeRandomFully), tb.AddNAT("natb2", MasqueradeRandomFully)}
+	a := startNode(t, tb, bin, ha, netip.MustParseAddrPort("0.0.0.0:4242"), boot)
+	b := startNode(t, tb, bin, hb, netip.MustParseAddrPort("0.0.0.0:4242"), boot)
+	for i := 0; ; i++ {
+		var recs struct {
+			Peers []struct {
+				ID      string
+				Inbound bool
+			}
+		}
+		if err := json.Unmarshal(a.cli(t, nil, "peers", "--json"), &recs); err != nil {
+			t.Fatal(err)
+		}
+		known := false
+		for _, p := range recs.Peers {
+			known = known || p.ID == b.id && !p.Inbound
+		}
+		if known {
+			break
+		}
+		if i == 60 {
+			t.Fatal("A never learnt B's record")
+		}
+		a.cli(t, nil, "peers", "--min", "1000", "--wait", "2s") // a bounded wait on registry changes
+	}
+	exposeEcho(t, b, hb)
+	hosts := []*Host{ha, hb}
+	dialInSteps(t, a, b.id, 7<<20, 3, func(i int) {
+		was := hosts[i].Addr
+		now, err := hosts[i].MoveTo(away[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("step %d back; host %s moved from %v to %v behind %v", i+1, hosts[i].Role, was, now, away[i].PublicAddr())
+	})
+	var st struct{ Counters map[string]uint64 }
+	if err := json.Unmarshal(a.cli(t, nil, "status", "--json"), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("21 MiB intact across both moves; A's counters: migrations %d, circuits built %d, local address changes %d",
+		st.Counters["migrations"], st.Counters["circuits_built"], st.Counters["nat_local_changes"])
 }
