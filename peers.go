@@ -229,7 +229,7 @@ func (t *peerTable) add(pc *peerConn) (actions []drainAction, lost bool, evicted
 	loser.draining = true
 	ps.draining = append(ps.draining, loser)
 	for len(ps.draining) > maxDrainingPerPeer {
-		old := ps.draining[0]
+		old := evictionVictim(ps.draining)
 		t.forgetLoserLocked(old)
 		evicted = append(evicted, old)
 	}
@@ -237,6 +237,27 @@ func (t *peerTable) add(pc *peerConn) (actions []drainAction, lost bool, evicted
 		actions = append(actions, a)
 	}
 	return actions, true, evicted
+}
+
+// evictionVictim picks the losing connection to close when a peer has
+// too many: the oldest with no streams of ours, else the oldest without
+// a path layer, else the oldest. A connection that began in a circuit
+// and carries streams is the one a peer keeps for them through every
+// upgrade and fallback (each punch adds a direct connection, whose
+// predecessor loses); closing it for the newer, empty losers would cut
+// the streams the path layer is there to keep.
+func evictionVictim(draining []*peerConn) *peerConn {
+	for _, c := range draining {
+		if c.streams == 0 {
+			return c
+		}
+	}
+	for _, c := range draining {
+		if c.session == nil {
+			return c
+		}
+	}
+	return draining[0]
 }
 
 // remove forgets a connection that has closed.
