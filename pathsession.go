@@ -566,7 +566,7 @@ func (s *pathSession) tryUpgrade() {
 // pathGrace is how long a connection that lost its last path waits for a
 // new one (a circuit the dialer builds, a direct path) before it is
 // closed with the reason its last path ended.
-const pathGrace = 10 * time.Second
+const pathGrace = 20 * time.Second
 
 // maxLostRelays bounds the relays a session remembers to avoid.
 const maxLostRelays = 8
@@ -657,8 +657,15 @@ func (s *pathSession) rebuild() {
 		defer cancel()
 		for range circuit.PathAttempts {
 			relays, err := n.circuitPath(peer, avoid)
+			if err != nil && len(avoid) > 0 {
+				// Every relay left was avoided: a circuit also ends
+				// when an end moves, with its relay alive; try them.
+				n.log.Debug("path layer: no circuit path avoiding the relays that failed; trying them too", "peer", peer.Short(), "err", err)
+				avoid = nil
+				relays, err = n.circuitPath(peer, nil)
+			}
 			if err != nil {
-				n.log.Debug("path layer: no circuit path for the connection", "peer", peer.Short(), "avoid", len(avoid), "err", err)
+				n.log.Debug("path layer: no circuit path for the connection", "peer", peer.Short(), "err", err)
 				return
 			}
 			for _, h := range relays {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -159,7 +160,7 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr syncBuffer // read on failure while the process may still write
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -228,6 +229,24 @@ func circuitVia(t *testing.T, a *node, peer string) string {
 	}
 	t.Fatalf("A's status shows no circuit to %s: %+v", peer, st.Peers)
 	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func commonPrefix(a, b []byte) int {
