@@ -233,6 +233,28 @@ func (n *Node) sendCircuitData(peer NodeID, cid uint32, d []byte) error {
 	}
 }
 
+// nudgeLinks sends a LinkNudge on every direct connection, after the
+// local address changed: each peer then sees a packet from the new
+// address, and QUIC moves the connection there (the peer validates the
+// new path). Without it a link's peer learns the move only when the link
+// next carries something (its keep-alive is Config.KeepAlive), and a
+// circuit set up through it meanwhile is forwarded to the old address:
+// the kernel test bed saw a fallback circuit's setup time out that way.
+func (n *Node) nudgeLinks() {
+	for _, pc := range n.peers.all() {
+		if pc.via != nil || pc.dgq == nil {
+			continue
+		}
+		buf := datagramBufs.Get().(*[wire.MaxCircuitData]byte)
+		buf[0] = wire.LinkNudge
+		select {
+		case pc.dgq <- queuedDatagram{buf, 1}:
+		default: // a full queue goes out anyway, from the new address
+			datagramBufs.Put(buf)
+		}
+	}
+}
+
 // linkQueue bounds the circuit datagrams waiting to go out on one link.
 const linkQueue = 256
 
@@ -279,6 +301,9 @@ func (n *Node) readDatagrams(pc *peerConn) {
 		d, err := pc.qc.ReceiveDatagram(pc.qc.Context())
 		if err != nil {
 			return
+		}
+		if wire.IsLinkNudge(d) {
+			continue // its work is done: it came from the peer's address
 		}
 		cid, pkt, err := wire.ParseCircuitData(d)
 		if err != nil {

@@ -23,50 +23,7 @@ import (
 // full-size circuit datagram after the move.
 func TestSynctestLinkDatagramsAfterRebinding(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := netlab.DefaultConfig()
-		cfg.Link.Latency = 5 * time.Millisecond
-		lab, err := netlab.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer lab.Close()
-		node := func(h *netlab.Host, port uint16) *Node {
-			pc, err := h.ListenPacket(port)
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, _ := GenerateKey()
-			c := DefaultConfig()
-			c.Key, c.PacketConn = key, pc
-			nd, err := New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := nd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { nd.Close() })
-			return nd
-		}
-		hR, err := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		natCfg := netlab.DefaultNATConfig()
-		natCfg.Addr = netip.MustParseAddr("198.51.100.1")
-		home, err := lab.AddNAT(natCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hA, err := home.AddHost(netip.MustParseAddr("192.168.1.10"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, a := node(hR, 4433), node(hA, 5000)
-		serveEcho(t, mustListen(t, r, "echo"))
-		if err := a.Connect(ctxT(t), r.ID(), r.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
+		r, a, home := linkPair(t)
 		time.Sleep(time.Second) // virtual: the handshake's last flight reaches R
 		// The datagram every packet of a circuit's connection makes.
 		full := make([]byte, wire.CircuitDataHeader+circuit.Overhead+circuitPacket)
@@ -102,5 +59,87 @@ func TestSynctestLinkDatagramsAfterRebinding(t *testing.T) {
 		}
 		t.Logf("R followed A from %s to %s", before, after)
 		check("after the rebinding")
+	})
+}
+
+// linkPair starts a public node R and a node A behind a NAT (5 ms
+// links), serves echo on R, and connects A to R. It returns R, A and A's
+// NAT.
+func linkPair(t *testing.T) (r, a *Node, home *netlab.NAT) {
+	t.Helper()
+	cfg := netlab.DefaultConfig()
+	cfg.Link.Latency = 5 * time.Millisecond
+	lab, err := netlab.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	node := func(h *netlab.Host, port uint16) *Node {
+		pc, err := h.ListenPacket(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := GenerateKey()
+		c := DefaultConfig()
+		c.Key, c.PacketConn = key, pc
+		nd, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nd.Close() })
+		return nd
+	}
+	hR, err := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natCfg := netlab.DefaultNATConfig()
+	natCfg.Addr = netip.MustParseAddr("198.51.100.1")
+	home, err = lab.AddNAT(natCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hA, err := home.AddHost(netip.MustParseAddr("192.168.1.10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, a = node(hR, 4433), node(hA, 5000)
+	serveEcho(t, mustListen(t, r, "echo"))
+	if err := a.Connect(ctxT(t), r.ID(), r.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	return r, a, home
+}
+
+// TestSynctestNudgeMovesLinks: after a local address change the node
+// sends a LinkNudge on every link (nudgeLinks), and each link's peer
+// moves its end to the address the nudge came from at once, rather than
+// when the link next carries something (its keep-alive is 15 s off). A
+// NAT rebinding stands in for the move: the peer sees a new address
+// either way. The nudge counts as no dropped circuit datagram.
+func TestSynctestNudgeMovesLinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, a, home := linkPair(t)
+		time.Sleep(time.Second) // virtual: the handshake's last flight reaches R
+		pc := r.peers.active(a.ID())
+		before := pc.qc.RemoteAddr().String()
+		home.Rebind()
+		time.Sleep(time.Second)
+		if now := pc.qc.RemoteAddr().String(); now != before {
+			t.Fatalf("R moved its end to %s with no nudge: the test shows nothing", now)
+		}
+		a.nudgeLinks()
+		time.Sleep(100 * time.Millisecond) // a few round trips of 10 ms
+		after := pc.qc.RemoteAddr().String()
+		if after == before {
+			t.Fatalf("R still sees A at %s after the nudge", before)
+		}
+		if d := r.Stats().Counters.CircuitDropped; d != 0 {
+			t.Fatalf("R counted %d dropped circuit datagrams, want 0", d)
+		}
+		t.Logf("the nudge moved R's end from %s to %s", before, after)
 	})
 }

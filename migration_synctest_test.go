@@ -695,3 +695,74 @@ func TestSynctestReplayedPingForgotten(t *testing.T) {
 		t.Logf("6 replayed PINGs: %d paths probed at most, all forgotten after their probes failed; the stream went on", fake)
 	})
 }
+
+// TestSynctestSilentStreamOpenKeepsPathLayer: while every path of a
+// connection that began in a circuit is dark for longer than
+// Config.StreamHeaderTimeout, B opens a stream to A on it and hears
+// nothing back. On a direct connection that closes the connection
+// (closeSilent: the dial goes on over a new one). A connection with a
+// path layer is left to that layer: the stream open fails, the
+// connection stays, and A's stream on it goes on, every byte intact,
+// once the paths are back. (CI saw the connection closed under a live
+// stream while a peer's host moved to another NAT.)
+func TestSynctestSilentStreamOpenKeepsPathLayer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, hosts, a, b, _, _ := migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
+		serveEcho(t, mustListen(t, b, "echo"))
+		rec, _ := a.Lookup(b.ID())
+		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+		defer cancel()
+		pc, err := a.dialCircuit(ctx, rec)
+		if err != nil {
+			t.Fatalf("circuit to B: %v", err)
+		}
+		s, err := a.openStream(ctx, pc, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := startFlow(t, s, 20*time.Millisecond)
+		time.Sleep(time.Second)
+		atB := b.peers.active(a.ID())
+		if atB == nil || atB.session == nil {
+			t.Fatalf("B's connection to A has no path layer: %+v", atB)
+		}
+		// Every public node goes dark: no circuit, and no direct path
+		// between these NATs.
+		setDark := func(loss float64) {
+			for _, h := range hosts {
+				l := netlab.DefaultLink()
+				l.Latency, l.Loss = 25*time.Millisecond, loss
+				if err := h.SetLink(l); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		setDark(1)
+		dark := b.cfg.StreamHeaderTimeout + 2*time.Second
+		time.AfterFunc(dark, func() { setDark(0) })
+		time.Sleep(500 * time.Millisecond) // what was in flight has landed
+		if _, err := b.openStream(context.Background(), atB, "echo"); err == nil {
+			t.Fatal("a stream open with every path dark succeeded")
+		} else {
+			t.Logf("B's stream open in the dark: %v", err)
+		}
+		if err := atB.qc.Context().Err(); err != nil {
+			t.Fatalf("B closed its connection to A after a silent stream open: %v", context.Cause(atB.qc.Context()))
+		}
+		if atB.silent.Load() {
+			t.Fatal("B found its connection to A silent and closed it")
+		}
+		got := f.got.Load()
+		for deadline := time.Now().Add(time.Minute); f.got.Load() < got+16*flowChunk; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the stream did not move within a minute of the paths' return: A %+v; A counters %+v", pc.session.stats(), a.Stats().Counters)
+			}
+		}
+		stall := f.takeStall()
+		f.end(t)
+		if b.peers.active(a.ID()) != atB {
+			t.Error("B's connection to A was replaced")
+		}
+		t.Logf("%v dark; stall %v; %d KiB echoed intact", dark, stall, f.sent.Load()/1024)
+	})
+}

@@ -32,8 +32,11 @@ const (
 	// natInterval spaces the rounds once the class is known.
 	natInterval = 5 * time.Minute
 	// natLocalCheck is how often the node looks at its local addresses
-	// (checkLocal).
-	natLocalCheck = 5 * time.Second
+	// (checkLocal). A host that moved waits for this to nudge its links
+	// and ask its path layers for new paths, so it adds to the stall of
+	// every connection; one interface dump a second is cheap. (It was
+	// 5 s: the kernel test bed's host moves stalled up to 5 s longer.)
+	natLocalCheck = time.Second
 	// natMaxObservers bounds the observers of one round: a pair of ports
 	// on one IP and two more IPs tell every mapping class apart, with one
 	// answer to spare. Nodes never sent to stay for the filtering probes,
@@ -194,8 +197,10 @@ func (o *overlay) checkLocal() {
 	o.nat.mapping, o.nat.filtering = registry.NATUnknown, registry.NATUnknown
 	o.natGen++
 	o.natRound()
+	// Links move to the new address when their peers hear from it.
 	// Direct paths may have died with the old address, or moved: the
 	// path layers probe them again.
+	o.n.nudgeLinks()
 	o.n.sessionsLocalChanged()
 }
 

@@ -408,7 +408,7 @@ type peerSnapshot struct {
 	sessions []*pathSession // the path layers of its connections, active and draining
 }
 
-// all returns every connection, active and draining, for shutdown.
+// all returns every connection, active and draining.
 func (t *peerTable) all() []*peerConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -214,8 +214,12 @@ func (n *Node) openStreamEarly(ctx context.Context, pc *peerConn, service string
 		// ACK of the header: the path is dead, though QUIC would wait
 		// for its idle timeout to say so (a NAT mapping that changed,
 		// say). Close the connection so this dial, or the next, takes a
-		// new one.
-		silent := setupCtx.Err() != nil && time.Since(opened) >= silentAfter && pc.qc.ConnectionStats().PacketsReceived == rx
+		// new one. Not a connection with a path layer: that layer
+		// watches its paths itself, moves it to another, and closes it
+		// only when none is left for pathGrace. Closing it here cut its
+		// open streams while it was between paths (CI saw this when a
+		// peer's host moved to another NAT).
+		silent := pc.session == nil && setupCtx.Err() != nil && time.Since(opened) >= silentAfter && pc.qc.ConnectionStats().PacketsReceived == rx
 		if silent {
 			n.closeSilent(pc, time.Since(opened))
 		}

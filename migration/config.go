@@ -126,8 +126,11 @@ type Config struct {
 	MaxUpgradeBackoff time.Duration
 
 	// FallBackRetry is the wait before a FallBack is asked again while no
-	// usable path is left; it doubles up to MaxFallBackRetry. Defaults 5 s
-	// and 1 min (guess: about one circuit build). Jittered by ±25%.
+	// usable path is left; it doubles up to MaxFallBackRetry. Defaults 1 s
+	// and 1 min. A build that fails fails fast (no route while a host
+	// changes networks, a relay that refuses), and 5 s, the first
+	// default, was most of the stall when a host moved (measured in the
+	// kernel test bed). Jittered by ±25%.
 	FallBackRetry    time.Duration
 	MaxFallBackRetry time.Duration
 }
@@ -151,7 +154,7 @@ func DefaultConfig() Config {
 		ProbeTimeout:      5 * time.Second,
 		UpgradeBackoff:    5 * time.Second,
 		MaxUpgradeBackoff: 5 * time.Minute,
-		FallBackRetry:     5 * time.Second,
+		FallBackRetry:     time.Second,
 		MaxFallBackRetry:  time.Minute,
 	}
 }

@@ -57,9 +57,10 @@
 // direct to a circuit. With nothing validated, a suspect current path
 // stays current (it is all there is, and it may come back), a dead one
 // leaves the connection with no current path, and either way FallBack
-// asks the driver for a circuit, again after FallBackRetry (5 s, doubling
+// asks the driver for a circuit, again after FallBackRetry (1 s, doubling
 // to 1 min) while none is usable, but not while a new circuit is being
-// validated (the probe of a suspect circuit does not hold it back). The
+// validated (the probe of a suspect circuit does not hold it back), and
+// at once, the backoff starting over, when an address changes. The
 // first validated path becomes current at once (initial), as does the
 // first after a loss.
 //

@@ -235,7 +235,7 @@ func TestDeadPath(t *testing.T) {
 }
 
 // TestFallBackRetry: while no path is usable, FallBack is asked again at
-// 5 s doubling to 1 min, but not while a circuit is being probed, and no
+// 1 s doubling to 1 min, but not while a circuit is being probed, and no
 // more once a path is current.
 func TestFallBackRetry(t *testing.T) {
 	cfg := DefaultConfig()
@@ -261,6 +261,36 @@ func TestFallBackRetry(t *testing.T) {
 	r.advance(time.Hour)
 	if n := r.count(isFallBack); n != 7 {
 		t.Fatalf("%d FallBacks, want 7", n)
+	}
+}
+
+// TestAddressChangeAsksFallBack: with no usable path, an address change
+// asks for a circuit at once (the builds that failed went from the old
+// address, or found no route) and starts the FallBack backoff over. With
+// a usable path it asks for none.
+func TestAddressChangeAsksFallBack(t *testing.T) {
+	cfg := DefaultConfig()
+	r := newRig(t, cfg, 7)
+	r.up(1, Direct, 30*ms)
+	outs := r.remove(1)
+	for range 3 { // the backoff grows: 1 s, 2 s, 4 s
+		outs = r.advance(lastTimer(t, outs, TimerFallBack).At.Sub(r.now))
+	}
+	r.advance(time.Second) // within the 8 s wait
+	outs = r.take(r.m.LocalAddressChanged(r.now))
+	wantActions(t, outs, "FallBack(path-dead)")
+	if d := lastTimer(t, outs, TimerFallBack).At.Sub(r.now); d < cfg.FallBackRetry*3/4 || d >= cfg.FallBackRetry*5/4 {
+		t.Fatalf("next FallBack after %v, want %v ±25%% (the backoff starts over)", d, cfg.FallBackRetry)
+	}
+	if n := r.count(isFallBack); n != 5 {
+		t.Fatalf("%d FallBacks, want 5", n)
+	}
+
+	r = newRig(t, cfg, 7)
+	r.up(10, Circuit, 80*ms)
+	wantActions(t, r.take(r.m.LocalAddressChanged(r.now))) // the circuit is usable
+	if n := r.count(isFallBack); n != 0 {
+		t.Fatalf("%d FallBacks with a usable circuit, want 0", n)
 	}
 }
 

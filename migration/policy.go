@@ -63,7 +63,9 @@ func (m *Machine) probeAlternatives() {
 // doubt: no candidate, though the current path stays current. A probe
 // that was out is superseded, as it went from the old address. On a
 // circuit, a punch is worth trying again soon: the upgrade backoff
-// starts over.
+// starts over. With no usable path, a circuit is asked for at once, and
+// the FallBack backoff starts over: the circuit builds that failed went
+// from the old address, or found no route while the host had none.
 func (m *Machine) addressChanged(cause Cause) {
 	for _, p := range m.paths {
 		if p.kind != Direct {
@@ -76,6 +78,10 @@ func (m *Machine) addressChanged(cause Cause) {
 		m.probe(p, cause)
 	}
 	m.restartUpgrade()
+	if m.needsFallBack() {
+		m.fallback.armed, m.fallback.wait = false, m.cfg.FallBackRetry // the armed timer turns stale
+		m.requestFallBack(m.fallbackCause())
+	}
 }
 
 // evaluate runs the quality rules after fresh data on fresh (nil: no new

@@ -34,6 +34,11 @@ import (
 //
 // The circuit ID is the one the receiving side knows the circuit by on
 // that link, so the same packet carries a different ID on every hop.
+//
+// One other datagram travels on links: the one byte LinkNudge, sent on
+// every link when the sender's local address changed, so that the peer
+// sees a packet from the new address and moves the link there (RFC 9000
+// §9.3) before a circuit needs it. It carries nothing and is dropped.
 
 // CircuitService is the service setup streams are opened to.
 const CircuitService = "mycelium.circuit"
@@ -71,6 +76,12 @@ const (
 
 // CircuitDataType is the first byte of a circuit data datagram.
 const CircuitDataType = 0xC1
+
+// LinkNudge is the whole of a nudge datagram (see above).
+const LinkNudge = 0xC2
+
+// IsLinkNudge reports whether the datagram d is a nudge.
+func IsLinkNudge(d []byte) bool { return len(d) == 1 && d[0] == LinkNudge }
 
 // Reasons in a REFUSED or DESTROY. Zero is no reason and never sent.
 const (

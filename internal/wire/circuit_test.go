@@ -302,8 +302,15 @@ func FuzzParseCircuitData(f *testing.F) {
 	d, _ = AppendCircuitData(nil, 1, make([]byte, MinCircuitPacket))
 	f.Add(d)
 	f.Add([]byte{CircuitDataType, 0, 0, 0, 0})
+	f.Add([]byte{LinkNudge})
 	f.Fuzz(func(t *testing.T, d []byte) {
 		cid, pkt, err := ParseCircuitData(d)
+		if IsLinkNudge(d) != (len(d) == 1 && d[0] == LinkNudge) {
+			t.Fatalf("IsLinkNudge(%x) = %v", d, IsLinkNudge(d))
+		}
+		if IsLinkNudge(d) && err == nil {
+			t.Fatal("a nudge parsed as circuit data") // the two must never overlap
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadCircuit) {
 				t.Fatalf("error %v does not wrap ErrBadCircuit", err)

@@ -8,9 +8,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/netip"
+	"os"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mycelium-net/mycelium/internal/echo"
 	"github.com/mycelium-net/mycelium/internal/leakcheck"
@@ -39,6 +43,7 @@ func TestMigrationSurvivesRebindingAndRelayDeath(t *testing.T) {
 	hb := tb.AddNAT("natb", MasqueradeRandomFully).AddHost("hb")
 	a := startNode(t, tb, bin, ha, netip.AddrPortFrom(ha.Addr, 4242), boot)
 	b := startNode(t, tb, bin, hb, netip.AddrPortFrom(hb.Addr, 4242), boot)
+	logPathsOnFailure(t, a, b)
 
 	// A must know B's record (behind a NAT), and both relays must hold
 	// a link to B, so that either can carry a circuit to it.
@@ -184,7 +189,9 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 			}
 		}
 	}()
+	var began time.Time
 	for i := range steps {
+		began = time.Now()
 		if _, err := stdin.Write(payload[i*step : (i+1)*step]); err != nil {
 			t.Fatalf("writing step %d: %v; %s", i, err, stderr.String())
 		}
@@ -193,6 +200,7 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 		}
 		select {
 		case <-progress:
+			t.Logf("step %d: %d bytes back in %v", i+1, step, time.Since(began).Round(time.Millisecond))
 		case <-ctx.Done():
 			t.Fatalf("step %d never came back; %s", i, stderr.String())
 		}
@@ -200,6 +208,7 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 	}
 	stdin.Close()
 	back := <-got
+	t.Logf("step %d: %d bytes back in %v", steps, len(back)-(steps-1)*step, time.Since(began).Round(time.Millisecond))
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("mycelium dial: %v; %s", err, stderr.String())
 	}
@@ -229,6 +238,32 @@ func circuitVia(t *testing.T, a *node, peer string) string {
 	}
 	t.Fatalf("A's status shows no circuit to %s: %+v", peer, st.Peers)
 	return ""
+}
+
+// pathLogRE picks the log lines that tell how a connection moved between
+// paths.
+var pathLogRE = regexp.MustCompile(`path|migrat|circuit|silent|punch|rebuil|local address`)
+
+// logPathsOnFailure logs, if the test fails (or MYCELIUM_TEST_LOG is
+// set), the lines of each node's log
+// that pathLogRE picks (at most the last 300 of each), so that a failure
+// in CI says how the connection moved.
+func logPathsOnFailure(t *testing.T, nodes ...*node) {
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("MYCELIUM_TEST_LOG") == "" {
+			return
+		}
+		for _, n := range nodes {
+			var picked []string
+			for line := range strings.Lines(n.proc.Output()) {
+				if pathLogRE.MatchString(line) {
+					picked = append(picked, line)
+				}
+			}
+			picked = picked[max(0, len(picked)-300):]
+			t.Logf("%s's log, path lines (%d):\n%s", n.host.Role, len(picked), strings.Join(picked, ""))
+		}
+	})
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -276,6 +311,7 @@ func TestMigrationSurvivesHostMoves(t *testing.T) {
 	away := []*Router{tb.AddNAT("nata2", MasqueradeRandomFully), tb.AddNAT("natb2", MasqueradeRandomFully)}
 	a := startNode(t, tb, bin, ha, netip.MustParseAddrPort("0.0.0.0:4242"), boot)
 	b := startNode(t, tb, bin, hb, netip.MustParseAddrPort("0.0.0.0:4242"), boot)
+	logPathsOnFailure(t, a, b)
 	for i := 0; ; i++ {
 		var recs struct {
 			Peers []struct {
