@@ -255,6 +255,24 @@ func (n *Node) nudgeLinks() {
 	}
 }
 
+// nudgeEvery bounds how often nudgeLinksAtMost nudges.
+const nudgeEvery = time.Second
+
+// nudgeLinksAtMost is nudgeLinks at most once per nudgeEvery. A path
+// layer calls it when the current path misses a keep-alive: our own NAT
+// may have rebound under every connection, and a link whose peer has
+// not heard from the new mapping would lose what a fallback circuit
+// sends us through it.
+func (n *Node) nudgeLinksAtMost(now time.Time) {
+	last := n.lastNudge.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < nudgeEvery {
+		return
+	}
+	if n.lastNudge.CompareAndSwap(last, now.UnixNano()) {
+		n.nudgeLinks()
+	}
+}
+
 // linkQueue bounds the circuit datagrams waiting to go out on one link.
 const linkQueue = 256
 

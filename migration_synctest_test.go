@@ -766,3 +766,51 @@ func TestSynctestSilentStreamOpenKeepsPathLayer(t *testing.T) {
 		t.Logf("%v dark; stall %v; %d KiB echoed intact", dark, stall, f.sent.Load()/1024)
 	})
 }
+
+// TestSynctestSlowCircuitNoMisses: on a circuit whose round trip is
+// longer than the keep-alive interval (60 ms links: about half a second
+// through the relay), keep-alives still in flight are not misses. They
+// once were, every one of them: the path layer counted a keep-alive
+// unanswered when the next was due as lost, so such a circuit lived on
+// the edge of suspicion, and every miss nudged the node's links. Over
+// 20 s of a stream, neither end may count a miss or a suspect path, and
+// the connection stays on its one circuit.
+func TestSynctestSlowCircuitNoMisses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, _, a, b, _, _ := migrationLabNAT(t, 60*time.Millisecond, netlab.AddressAndPortDependent)
+		serveEcho(t, mustListen(t, b, "echo"))
+		rec, _ := a.Lookup(b.ID())
+		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+		defer cancel()
+		pc, err := a.dialCircuit(ctx, rec)
+		if err != nil {
+			t.Fatalf("circuit to B: %v", err)
+		}
+		s, err := a.openStream(ctx, pc, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := startFlow(t, s, 20*time.Millisecond)
+		time.Sleep(20 * time.Second)
+		sb := sessionOf(b, a.ID())
+		if sb == nil {
+			t.Fatal("B has no path layer for A")
+		}
+		for _, end := range []struct {
+			name string
+			s    *pathSession
+		}{{"A", pc.session}, {"B", sb}} {
+			end.s.mu.Lock()
+			st, rtt := end.s.m.Stats(), end.s.routes[end.s.current].rtt
+			end.s.mu.Unlock()
+			if rtt <= pathKeepAlive {
+				t.Fatalf("%s: the circuit's round trip is %v, not above the keep-alive interval %v: the test shows nothing", end.name, rtt, pathKeepAlive)
+			}
+			if st.Misses != 0 || st.Suspects != 0 || end.s.stats().migrations != 0 {
+				t.Errorf("%s (round trip %v): %d keep-alive misses, %d suspect paths, %d migrations; want none", end.name, rtt, st.Misses, st.Suspects, end.s.stats().migrations)
+			}
+		}
+		f.end(t)
+		t.Logf("%d KiB echoed intact", f.sent.Load()/1024)
+	})
+}

@@ -46,8 +46,9 @@ type Node struct {
 	probes  *natProbes  // NAT filtering probes: pending, contacted addresses
 	circ    *circuitState
 
-	sessMu   sync.Mutex
-	sessions map[wire.PathSession]*pathSession // path layers, by the session ID packets to us carry
+	sessMu    sync.Mutex
+	lastNudge atomic.Int64                      // unix ns of the last nudgeLinksAtMost
+	sessions  map[wire.PathSession]*pathSession // path layers, by the session ID packets to us carry
 }
 
 // New checks cfg and returns a node that is not yet started.

@@ -46,13 +46,18 @@ import (
 // paths, which QUIC does not mind.
 
 // Path-layer timing. A keep-alive is answered within a round trip, so a
-// current path that stops answering is suspect after SuspectAfter
-// intervals (3 × 250 ms) and the connection moves to another validated
-// path then: well under a second of stall on paths of a few tens of
-// milliseconds. Other paths are pinged less often, enough to keep their
-// NAT mappings and the circuit's relays from timing them out.
+// current path that stops answering is suspect after SuspectAfter misses
+// (3 × 200 ms on a path of a few tens of milliseconds) and the
+// connection moves to another validated path then: well under a second
+// of stall. A keep-alive counts as missed only once it is older than
+// missAfter, longer than the path's round trip: a circuit's round
+// trip can reach pathKeepAlive, and counting every keep-alive still in
+// flight at the next as lost made each one on such a circuit a miss.
+// Other paths are pinged less often, enough to keep their NAT mappings
+// and the circuit's relays from timing them out.
 const (
 	pathKeepAlive    = 200 * time.Millisecond
+	pathTick         = pathKeepAlive / 2 // how often misses are looked for
 	pathStandbyPing  = 2 * time.Second
 	maxDirectPaths   = 4  // direct paths a session holds at once
 	pathPingsPerSec  = 20 // PINGs a session answers per second (and burst)
@@ -93,6 +98,8 @@ type pathSession struct {
 	building   bool      // a circuit for the connection is being built
 	hadPath    bool      // some path has been current
 	lastGood   time.Time // when the current path last carried a PING that was answered
+	replayFrom time.Time // after a forced move, the old path's lastGood: what to replay again (see pong)
+	replayAt   time.Time // when that move was; zero when no second replay is due
 	lostRelays []NodeID  // relays of circuits the connection lost, latest last (at most maxLostRelays)
 	client     bool      // this node dialed the connection
 	closed     bool
@@ -103,6 +110,7 @@ type pathSession struct {
 	// released: a send into a circuit can block (a full datagram queue
 	// on a dead link), and nothing may wait for mu meanwhile.
 	outbox []queuedPacket
+	nudge  bool // nudge the node's links once mu is released
 }
 
 type queuedPacket struct {
@@ -117,9 +125,12 @@ func (s *pathSession) queue(send func([]byte) error, b []byte) {
 
 // unlockAndSend releases s.mu and sends what was queued under it.
 func (s *pathSession) unlockAndSend() {
-	out := s.outbox
-	s.outbox = nil
+	out, nudge := s.outbox, s.nudge
+	s.outbox, s.nudge = nil, false
 	s.mu.Unlock()
+	if nudge {
+		s.n.nudgeLinksAtMost(time.Now())
+	}
 	for _, p := range out {
 		p.send(p.b)
 	}
@@ -127,7 +138,7 @@ func (s *pathSession) unlockAndSend() {
 
 // replayRing is how many of the latest packets a session keeps to send
 // again over the new path when the old one died under them.
-const replayRing = 64
+const replayRing = 128
 
 // sentRing holds the connection's latest outgoing packets. When the
 // current path dies, the packets sent since it last answered were lost
@@ -174,10 +185,10 @@ type pathRoute struct {
 	via      []NodeID // a circuit's relays, where this node knows them
 	send     func([]byte) error
 	probing  bool
-	failed   bool      // its last validation failed: a PONG on it validates it again
-	failedAt time.Time // when it failed
-	proven   bool      // it has been validated at least once
-	awaiting uint64    // the nonce of the keep-alive not yet answered, 0 if none
+	failed   bool        // its last validation failed: a PONG on it validates it again
+	failedAt time.Time   // when it failed
+	proven   bool        // it has been validated at least once
+	awaiting []time.Time // when the keep-alives not yet answered went out, oldest first (at most maxAwaiting)
 	nextPing time.Time
 	heard    time.Time     // when a PONG last came back on it
 	rtt      time.Duration // that PONG's round trip
@@ -237,12 +248,15 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 	n.sessMu.Unlock()
 	cc.setSession(s)
 
+	// The handshake crossed the circuit: its round trip is the path's
+	// until the first PONG (missAfter needs one from the start).
+	rtt := max(qc.ConnectionStats().SmoothedRTT, time.Millisecond)
 	s.mu.Lock()
-	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend, via: via}
+	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend, via: via, rtt: rtt}
 	outs, _ := m.AddPath(now, pathCircuit, migration.Circuit)
 	s.apply(now, outs)
 	s.routes[pathCircuit].probing = false
-	s.apply(now, m.Validated(now, pathCircuit, max(qc.ConnectionStats().SmoothedRTT, time.Millisecond)))
+	s.apply(now, m.Validated(now, pathCircuit, rtt))
 	s.unlockAndSend()
 
 	// A direct connection of ours to the peer says where it is.
@@ -258,7 +272,7 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 
 // run sends the keep-alives and probes until the connection ends.
 func (s *pathSession) run() {
-	t := time.NewTicker(pathKeepAlive)
+	t := time.NewTicker(pathTick)
 	defer t.Stop()
 	defer s.close()
 	for {
@@ -288,9 +302,10 @@ func (s *pathSession) close() {
 	s.n.sessMu.Unlock()
 }
 
-// tick pings what needs pinging: probes on every tick, keep-alives on
-// the current path every tick and on the others every pathStandbyPing.
-// A keep-alive still unanswered when the next is due is a loss.
+// tick runs every pathTick. It pings what is due: probes and keep-alives
+// on the current path every pathKeepAlive, keep-alives on the others
+// every pathStandbyPing. A keep-alive unanswered for missAfter is a
+// miss, one per tick at most.
 func (s *pathSession) tick(now time.Time) {
 	s.mu.Lock()
 	defer s.unlockAndSend()
@@ -311,22 +326,68 @@ func (s *pathSession) tick(now time.Time) {
 			s.apply(now, s.m.RemovePath(now, id))
 			continue
 		}
-		switch {
-		case r.probing:
-			s.ping(now, r, true)
-		case id == s.current || !now.Before(r.nextPing):
-			if r.awaiting != 0 {
-				r.awaiting = 0
-				s.apply(now, s.m.KeepAliveMissed(now, id))
-				if s.routes[id] == nil || s.routes[id].probing {
-					continue
-				}
-			}
-			r.awaiting = s.ping(now, r, false)
-			r.nextPing = now.Add(pathStandbyPing)
+		// Pings go out every pathKeepAlive (less a tick's jitter) on
+		// the current path and on paths being probed, every
+		// pathStandbyPing on the others. A path just made current is
+		// due at once.
+		every := pathStandbyPing
+		if r.probing || id == s.current {
+			every = pathKeepAlive
 		}
+		due := !now.Before(r.nextPing) || r.nextPing.Sub(now) > every
+		if r.probing {
+			if due {
+				s.ping(now, r, true)
+				r.nextPing = now.Add(every - pathTick/2)
+			}
+			continue
+		}
+		if len(r.awaiting) > 0 && now.Sub(r.awaiting[0]) >= missAfter(r) {
+			r.awaiting = r.awaiting[1:]
+			if id == s.current {
+				// Our NAT may have rebound: links' peers learn
+				// the new mapping from a nudge, and move their
+				// ends to it before a fallback needs the circuits
+				// through them.
+				s.nudge = true
+			}
+			s.apply(now, s.m.KeepAliveMissed(now, id))
+			if s.routes[id] == nil || s.routes[id].probing {
+				continue
+			}
+		}
+		if !due {
+			continue
+		}
+		s.ping(now, r, false)
+		if len(r.awaiting) == maxAwaiting {
+			r.awaiting = r.awaiting[1:]
+		}
+		r.awaiting = append(r.awaiting, now)
+		r.nextPing = now.Add(every - pathTick/2)
 	}
 }
+
+// missAfter is how old an unanswered keep-alive on r must be to count as
+// missed: a keep-alive interval, or r's last round trip and a quarter of
+// that interval if longer. At most one counts per tick, so misses of
+// keep-alives sent pathKeepAlive apart count as often. Until a PONG came
+// back on r, its round trip is a guess (for the first circuit, quic-go's
+// estimate, which at the dialer right after the handshake can still be
+// its 100 ms default), and a second is allowed.
+func missAfter(r *pathRoute) time.Duration {
+	d := max(pathKeepAlive, r.rtt+pathKeepAlive/4)
+	if r.heard.IsZero() {
+		d = max(d, unheardMissAfter)
+	}
+	return d
+}
+
+// unheardMissAfter is missAfter's floor on a path no PONG came back on.
+const unheardMissAfter = time.Second
+
+// maxAwaiting bounds the unanswered keep-alives a path remembers.
+const maxAwaiting = 8
 
 func (s *pathSession) routeIDs() []migration.PathID {
 	ids := make([]migration.PathID, 0, len(s.routes))
@@ -354,6 +415,8 @@ func (s *pathSession) ping(now time.Time, r *pathRoute, probe bool) uint64 {
 	rand.Read(nb[:])
 	nonce := binary.LittleEndian.Uint64(nb[:]) | 1 // never 0
 	s.pings[nonce] = sentPing{path: r.id, at: now, probe: probe}
+	if !s.replayAt.IsZero() {
+	}
 	s.queue(r.send, wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPing, s.tx, nonce, &s.key))
 	return nonce
 }
@@ -398,6 +461,16 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				for _, p := range s.sent.since(s.lastGood) {
 					s.queue(r.send, p)
 				}
+				// The new path may not carry it yet either: when our
+				// own NAT rebound, the relay's end of our link sends
+				// to the old mapping until QUIC there has validated
+				// the new one, and what the peer replays towards us
+				// meanwhile is lost too. The first PONG on the new
+				// path says it carries both ways: replay again then
+				// (pong). Ask for one now rather than at the next
+				// keep-alive.
+				s.replayFrom, s.replayAt = s.lastGood, now
+				s.ping(now, r, false)
 			}
 		case migration.FallBack:
 			// The dialer builds a circuit for the connection; the peer
@@ -769,12 +842,24 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 		return
 	}
 	rtt := max(now.Sub(sp.at), time.Microsecond)
-	if r.awaiting == nonce {
-		r.awaiting = 0
+	// The keep-alives sent up to this PING's are answered: it came back.
+	for len(r.awaiting) > 0 && !r.awaiting[0].After(sp.at) {
+		r.awaiting = r.awaiting[1:]
 	}
 	r.heard, r.rtt = now, rtt
+	if !s.replayAt.IsZero() {
+	}
 	if r.id == s.current {
 		s.lastGood = sp.at // the PING went out then and arrived: so did what preceded it
+		if !s.replayAt.IsZero() && !sp.at.Before(s.replayAt) {
+			// The first round trip on the path we were forced onto:
+			// the second replay (see apply). Duplicates of what did
+			// arrive the peer drops.
+			for _, p := range s.sent.since(s.replayFrom) {
+				s.queue(r.send, p)
+			}
+			s.replayAt = time.Time{}
+		}
 	}
 	if r.probing || r.failed {
 		// A failed path keeps its keep-alives, so that it is found

@@ -275,6 +275,7 @@ func (m *Machine) KeepAliveMissed(now time.Time, id PathID) []Output {
 		return m.end()
 	}
 	p.misses++
+	m.stats.Misses++
 	if p.misses < m.cfg.SuspectAfter || p.state != validated {
 		return m.end()
 	}

@@ -19,6 +19,7 @@ type Stats struct {
 	UpgradesTried uint64 // TryUpgrade outputs
 	Punches       uint64 // PunchSucceeded inputs accepted
 
+	Misses     uint64 // KeepAliveMissed inputs for known paths
 	Suspects   uint64 // paths made suspect by keep-alive loss
 	Recoveries uint64 // suspect paths that carried traffic again
 	Kept       uint64 // current paths validated again after an address change or keep-alive loss

@@ -172,12 +172,30 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 	}
 	progress := make(chan int, steps) // steps back in full
 	got := make(chan []byte, 1)
+	// The stall of a step is the longest gap between two reads from
+	// when its write began (the gap between steps is the test's pause).
+	// The first step's includes the dial and QUIC's slow start.
+	var (
+		mu    sync.Mutex
+		start time.Time // the current step's write began
+		last  time.Time // the last read
+		stall = make([]time.Duration, steps)
+	)
 	go func() {
 		buf := make([]byte, 0, len(payload))
 		tmp := make([]byte, 64<<10)
 		done := 0
 		for {
 			n, err := stdout.Read(tmp)
+			if n > 0 {
+				now := time.Now()
+				mu.Lock()
+				if i := min(done, steps-1); !start.IsZero() {
+					stall[i] = max(stall[i], now.Sub(later(last, start)))
+				}
+				last = now
+				mu.Unlock()
+			}
 			buf = append(buf, tmp[:n]...)
 			for done < steps && len(buf) >= (done+1)*step {
 				done++
@@ -190,8 +208,16 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 		}
 	}()
 	var began time.Time
+	stallOf := func(i int) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return stall[i].Round(time.Millisecond)
+	}
 	for i := range steps {
 		began = time.Now()
+		mu.Lock()
+		start = began
+		mu.Unlock()
 		if _, err := stdin.Write(payload[i*step : (i+1)*step]); err != nil {
 			t.Fatalf("writing step %d: %v; %s", i, err, stderr.String())
 		}
@@ -200,7 +226,7 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 		}
 		select {
 		case <-progress:
-			t.Logf("step %d: %d bytes back in %v", i+1, step, time.Since(began).Round(time.Millisecond))
+			t.Logf("step %d: %d bytes back in %v; longest gap between reads %v", i+1, step, time.Since(began).Round(time.Millisecond), stallOf(i))
 		case <-ctx.Done():
 			t.Fatalf("step %d never came back; %s", i, stderr.String())
 		}
@@ -208,7 +234,7 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 	}
 	stdin.Close()
 	back := <-got
-	t.Logf("step %d: %d bytes back in %v", steps, len(back)-(steps-1)*step, time.Since(began).Round(time.Millisecond))
+	t.Logf("step %d: %d bytes back in %v; longest gap between reads %v", steps, len(back)-(steps-1)*step, time.Since(began).Round(time.Millisecond), stallOf(steps-1))
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("mycelium dial: %v; %s", err, stderr.String())
 	}
@@ -216,6 +242,14 @@ func dialInSteps(t *testing.T, a *node, peer string, step, steps int, between fu
 		t.Fatalf("%d bytes came back of %d; equal prefix %d", len(back), len(payload), commonPrefix(back, payload))
 	}
 	return back
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // circuitVia returns the first relay of the circuit A's status shows for
