@@ -98,8 +98,6 @@ type pathSession struct {
 	building   bool      // a circuit for the connection is being built
 	hadPath    bool      // some path has been current
 	lastGood   time.Time // when the current path last carried a PING that was answered
-	replayFrom time.Time // after a forced move, the old path's lastGood: what to replay again (see pong)
-	replayAt   time.Time // when that move was; zero when no second replay is due
 	lostRelays []NodeID  // relays of circuits the connection lost, latest last (at most maxLostRelays)
 	client     bool      // this node dialed the connection
 	closed     bool
@@ -138,7 +136,7 @@ func (s *pathSession) unlockAndSend() {
 
 // replayRing is how many of the latest packets a session keeps to send
 // again over the new path when the old one died under them.
-const replayRing = 128
+const replayRing = 64
 
 // sentRing holds the connection's latest outgoing packets. When the
 // current path dies, the packets sent since it last answered were lost
@@ -415,8 +413,6 @@ func (s *pathSession) ping(now time.Time, r *pathRoute, probe bool) uint64 {
 	rand.Read(nb[:])
 	nonce := binary.LittleEndian.Uint64(nb[:]) | 1 // never 0
 	s.pings[nonce] = sentPing{path: r.id, at: now, probe: probe}
-	if !s.replayAt.IsZero() {
-	}
 	s.queue(r.send, wire.AppendPathProbe(make([]byte, 0, wire.PathProbeLen), wire.PathPing, s.tx, nonce, &s.key))
 	return nonce
 }
@@ -461,16 +457,6 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				for _, p := range s.sent.since(s.lastGood) {
 					s.queue(r.send, p)
 				}
-				// The new path may not carry it yet either: when our
-				// own NAT rebound, the relay's end of our link sends
-				// to the old mapping until QUIC there has validated
-				// the new one, and what the peer replays towards us
-				// meanwhile is lost too. The first PONG on the new
-				// path says it carries both ways: replay again then
-				// (pong). Ask for one now rather than at the next
-				// keep-alive.
-				s.replayFrom, s.replayAt = s.lastGood, now
-				s.ping(now, r, false)
 			}
 		case migration.FallBack:
 			// The dialer builds a circuit for the connection; the peer
@@ -847,19 +833,8 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 		r.awaiting = r.awaiting[1:]
 	}
 	r.heard, r.rtt = now, rtt
-	if !s.replayAt.IsZero() {
-	}
 	if r.id == s.current {
 		s.lastGood = sp.at // the PING went out then and arrived: so did what preceded it
-		if !s.replayAt.IsZero() && !sp.at.Before(s.replayAt) {
-			// The first round trip on the path we were forced onto:
-			// the second replay (see apply). Duplicates of what did
-			// arrive the peer drops.
-			for _, p := range s.sent.since(s.replayFrom) {
-				s.queue(r.send, p)
-			}
-			s.replayAt = time.Time{}
-		}
 	}
 	if r.probing || r.failed {
 		// A failed path keeps its keep-alives, so that it is found
