@@ -814,3 +814,118 @@ func TestSynctestSlowCircuitNoMisses(t *testing.T) {
 		t.Logf("%d KiB echoed intact", f.sent.Load()/1024)
 	})
 }
+
+// TestSynctestOscillatingCircuitsBounded (issue 8, acceptance 4, end to
+// end): A's connection to B holds two circuits, through relays R1 and
+// R2, and a stream runs on it. For 10 minutes the two trade places every
+// 10 s: one relay's link is 25 ms each way and the other's 85 ms, so the
+// slow circuit's round trip is about twice the fast one's, far past the
+// machine's margin, and a path layer that followed every change would
+// switch 60 times. The machine's hold and doubling dwell (10 s, 20 s,
+// ..., 5 min) allow at most 6 quality switches in 10 minutes. The test
+// wants at least one (the oscillation does cross the threshold), at
+// most 6, no switch for any other cause, and every byte intact.
+func TestSynctestOscillatingCircuitsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, pubs, hosts, a, b, _, _ := migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
+		serveEcho(t, mustListen(t, b, "echo"))
+		rec, _ := a.Lookup(b.ID())
+		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+		defer cancel()
+		pc, err := a.dialCircuit(ctx, rec)
+		if err != nil {
+			t.Fatalf("circuit to B: %v", err)
+		}
+		s, err := a.openStream(ctx, pc, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := startFlow(t, s, 100*time.Millisecond)
+		sa := pc.session
+		// A second circuit: rebuild avoids the relays of the first, once
+		// B's record names another public neighbour.
+		other := func() bool {
+			r, _ := a.Lookup(b.ID())
+			for _, nb := range r.Neighbors {
+				for _, p := range pubs {
+					if nb == p.ID() && nb != pc.via[0] {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		for deadline := time.Now().Add(5 * time.Minute); !other(); time.Sleep(time.Second) {
+			if time.Now().After(deadline) {
+				t.Fatal("B's record never named a second public neighbour")
+			}
+		}
+		circuits := func() (vias [][]NodeID) {
+			sa.mu.Lock()
+			defer sa.mu.Unlock()
+			for _, r := range sa.routes {
+				if r.kind == migration.Circuit && r.proven && len(r.via) > 0 {
+					vias = append(vias, r.via)
+				}
+			}
+			return vias
+		}
+		sa.mu.Lock()
+		sa.rebuild()
+		sa.mu.Unlock()
+		for deadline := time.Now().Add(time.Minute); len(circuits()) < 2; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no second circuit within a minute: %v", circuits())
+			}
+		}
+		relayHost := make(map[NodeID]*netlab.Host)
+		for i, p := range pubs {
+			relayHost[p.ID()] = hosts[i]
+		}
+		vias := circuits()
+		h1, h2 := relayHost[vias[0][0]], relayHost[vias[1][0]]
+		if h1 == nil || h2 == nil || h1 == h2 {
+			t.Fatalf("the circuits' relays %v are not two of the public nodes", vias)
+		}
+		latency := func(h *netlab.Host, d time.Duration) {
+			l := netlab.DefaultLink()
+			l.Latency = d
+			if err := h.SetLink(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sa.mu.Lock()
+		before := sa.m.Stats().Switches
+		sa.mu.Unlock()
+		const fast, slow, half, span = 25 * time.Millisecond, 85 * time.Millisecond, 10 * time.Second, 10 * time.Minute
+		for i := 0; i < int(span/half); i++ {
+			if i%2 == 0 {
+				latency(h1, slow)
+				latency(h2, fast)
+			} else {
+				latency(h1, fast)
+				latency(h2, slow)
+			}
+			time.Sleep(half)
+		}
+		latency(h1, fast)
+		latency(h2, fast)
+		sa.mu.Lock()
+		after := sa.m.Stats().Switches
+		sa.mu.Unlock()
+		quality := after.Degraded - before.Degraded
+		others := after.Total() - before.Total() - quality
+		t.Logf("%v of circuits trading places every %v: %d quality switches, %d for other causes", span, half, quality, others)
+		if quality < 1 {
+			t.Error("no quality switch: the oscillation never crossed the threshold, and the test shows nothing")
+		}
+		if quality > 6 {
+			t.Errorf("%d quality switches in %v, want at most 6", quality, span)
+		}
+		if others != 0 {
+			t.Errorf("%d switches for other causes: %+v", others, after)
+		}
+		f.end(t)
+		t.Logf("%d KiB echoed intact", f.sent.Load()/1024)
+	})
+}

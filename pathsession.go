@@ -250,7 +250,7 @@ func (n *Node) startSession(qc *quic.Conn, peer NodeID, cc *circuitConn, client 
 	// until the first PONG (missAfter needs one from the start).
 	rtt := max(qc.ConnectionStats().SmoothedRTT, time.Millisecond)
 	s.mu.Lock()
-	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend, via: via, rtt: rtt}
+	s.routes[pathCircuit] = &pathRoute{id: pathCircuit, kind: migration.Circuit, send: cc.circuitSend, via: via, rtt: rtt, proven: true}
 	outs, _ := m.AddPath(now, pathCircuit, migration.Circuit)
 	s.apply(now, outs)
 	s.routes[pathCircuit].probing = false

@@ -346,6 +346,15 @@ func (t *peerTable) active(id NodeID) *peerConn {
 	return nil
 }
 
+// activeDirect returns id's active connection if it is direct (not
+// inside a circuit), or nil.
+func (t *peerTable) activeDirect(id NodeID) *peerConn {
+	if pc := t.active(id); pc != nil && pc.via == nil {
+		return pc
+	}
+	return nil
+}
+
 // finishDial ends a dial started by connOrDial.
 func (t *peerTable) finishDial(id NodeID, call *dialCall, err error) {
 	t.mu.Lock()

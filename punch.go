@@ -281,7 +281,9 @@ func writePunch(c net.Conn, m wire.PunchMsg) error {
 
 // dialParallel dials id at its candidates, dialStagger apart, and keeps
 // the first connection; if the peer's own dial reached us first, that one
-// is used.
+// is used. Only a direct connection counts: a connection inside a circuit
+// that is active meanwhile (or was before) is no punch's result, and
+// taking it made a failed punch look like a success.
 func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id NodeID, cands []netip.AddrPort) (*peerConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
 	type result struct {
@@ -345,33 +347,33 @@ func (n *Node) dialParallel(ctx context.Context, tr *transport.Transport, id Nod
 			}
 			errs = append(errs, r.err)
 		case <-changed:
-			if pc := n.peers.active(id); pc != nil {
+			if pc := n.peers.activeDirect(id); pc != nil {
 				return pc, nil
 			}
 			changed, _ = n.peers.activeChanged(id, nil)
 		case <-ctx.Done():
 			// Our bound is spent (started dials go on and may still
 			// join the peer table); the caller has a circuit to try.
-			if pc := n.peers.active(id); pc != nil {
+			if pc := n.peers.activeDirect(id); pc != nil {
 				return pc, nil
 			}
 			return nil, errors.Join(append(errs, ctx.Err())...)
 		}
 	}
-	if pc := n.peers.active(id); pc != nil {
+	if pc := n.peers.activeDirect(id); pc != nil {
 		return pc, nil // the peer's dial won
 	}
 	return nil, errors.Join(errs...)
 }
 
-// awaitPeer waits, up to punchDialTimeout, for a connection to id that
-// the peer dials.
+// awaitPeer waits, up to punchDialTimeout, for a direct connection to id
+// that the peer dials.
 func (n *Node) awaitPeer(ctx context.Context, id NodeID) (*peerConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, punchDialTimeout)
 	defer cancel()
 	for {
 		changed, _ := n.peers.activeChanged(id, nil)
-		if pc := n.peers.active(id); pc != nil {
+		if pc := n.peers.activeDirect(id); pc != nil {
 			return pc, nil
 		}
 		var again <-chan time.Time
