@@ -929,3 +929,39 @@ func TestSynctestOscillatingCircuitsBounded(t *testing.T) {
 		t.Logf("%d KiB echoed intact", f.sent.Load()/1024)
 	})
 }
+
+// TestSynctestFailedPunchIsNoSuccess: between NATs that map per
+// destination no punch works, and A and B live on a circuit. The path
+// layers still try to upgrade now and then (the NAT classes three
+// observers give such NATs are a guess). A punch that times out must
+// fail: it once took the peer's active connection, the circuit one, as
+// its result, and logged and counted "hole punched".
+func TestSynctestFailedPunchIsNoSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, _, a, b, _, _ := migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
+		serveEcho(t, mustListen(t, b, "echo"))
+		rec, _ := a.Lookup(b.ID())
+		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+		defer cancel()
+		pc, err := a.dialCircuit(ctx, rec)
+		if err != nil {
+			t.Fatalf("circuit to B: %v", err)
+		}
+		time.Sleep(2 * time.Minute)
+		for _, n := range []*Node{a, b} {
+			c := n.Stats().Counters
+			if c.PunchAttempts == 0 {
+				t.Fatalf("%s tried no punch in 2 min: the test shows nothing", n.ID().Short())
+			}
+			if c.PunchDirect != 0 {
+				t.Errorf("%s counted %d punches as direct (%d attempts) where none can work", n.ID().Short(), c.PunchDirect, c.PunchAttempts)
+			}
+			if pc := n.peers.active(map[*Node]NodeID{a: b.ID(), b: a.ID()}[n]); pc == nil || pc.via == nil {
+				t.Errorf("%s's active connection is not the circuit one: %+v", n.ID().Short(), pc)
+			}
+		}
+		if pc.session.stats().kind != migration.Circuit {
+			t.Errorf("A's connection left the circuit: %+v", pc.session.stats())
+		}
+	})
+}
