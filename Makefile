@@ -21,7 +21,8 @@ test:
 ## bench: mycelium against raw quic-go on loopback, as ratios (direct, and
 ## through circuits of 1-3 relays); a stream's rate before and after its
 ## connection moves from a circuit to a direct path; stall times by cause
-## over 20 netlab migration runs; a relay's memory per idle circuit; the
+## over 20 netlab migration runs, and per step over 20 seeded random
+## scenarios of each lab kind; a relay's memory per idle circuit; the
 ## circuit crypto; netlab's datagram rate; the simulator's speed (10k
 ## nodes: MYCELIUM_SIM_BENCH=1)
 bench:
@@ -29,6 +30,7 @@ bench:
 	$(GO) test -run '^$$' -bench CircuitThroughput -benchtime 10x -count 3 .
 	$(GO) test -run '^$$' -bench UpgradeThroughput -benchtime 3x -count 3 .
 	MYCELIUM_STALL_RUNS=20 $(GO) test -run TestSynctestStallDistribution -v .
+	MYCELIUM_SCENARIO_RUNS=20 $(GO) test -run TestSynctestMigrationScenarios -v .
 	$(GO) test -run '^$$' -bench Memory -benchtime 5x ./relay
 	$(GO) test -run '^$$' -bench . -benchmem ./circuit
 	$(GO) test -run '^$$' -bench . ./simulations/netlab ./simulations/des

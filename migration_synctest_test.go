@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -239,6 +240,7 @@ func circuitBytes(n *Node) uint64 {
 // to a punched direct path, with a stream flowing on it.
 type upgraded struct {
 	lab          *netlab.Network
+	pubHosts     []*netlab.Host // the public nodes' hosts
 	a, b, relay  *Node
 	natA, natB   *netlab.NAT
 	sa, sb       *pathSession
@@ -253,7 +255,7 @@ func upgradeLab(t *testing.T) *upgraded {
 	t.Helper()
 	u := &upgraded{}
 	var pubs []*Node
-	u.lab, pubs, u.a, u.b, u.natA, u.natB = migrationLab(t, 25*time.Millisecond)
+	u.lab, pubs, u.pubHosts, u.a, u.b, u.natA, u.natB = migrationLabNAT(t, 25*time.Millisecond, netlab.EndpointIndependent)
 	a, b := u.a, u.b
 	serveEcho(t, mustListen(t, b, "echo"))
 	rec, _ := a.Lookup(b.ID())
@@ -964,4 +966,136 @@ func TestSynctestFailedPunchIsNoSuccess(t *testing.T) {
 			t.Errorf("A's connection left the circuit: %+v", pc.session.stats())
 		}
 	})
+}
+
+// TestSynctestMigrationScenarios (issue 8: the scenario generator): A's
+// connection to B begins in a circuit and moves to a punched direct
+// path, with a stream running through B's echo service. Then a seeded
+// scenario (netlab.Scenario) of 8 steps plays on the lab: a NAT of
+// either end rebinds, the route between the two NATs breaks for 2 to
+// 20 s, or one of the public nodes (relays) goes dark for as long,
+// with 5 to 15 s after each. The stream must carry on through all of
+// it, every byte intact, on the one connection. Each step's stall (the
+// longest gap in the stream from its start to the next step's) is
+// logged. MYCELIUM_SCENARIO_RUNS sets the number of seeds (default 1;
+// make bench runs 20), each played on two labs: NATs that can be punched
+// (the connection upgraded to a direct path first), and NATs that cannot
+// (the connection lives on circuits).
+func TestSynctestMigrationScenarios(t *testing.T) {
+	runs := 1
+	if n, err := strconv.Atoi(os.Getenv("MYCELIUM_SCENARIO_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	type labKind struct {
+		name  string
+		setup func(*testing.T) *upgraded
+	}
+	stalls := make(map[string][]time.Duration)
+	for _, lk := range []labKind{{"punchable", upgradeLab}, {"circuits", circuitOnlyLab}} {
+		for seed := range uint64(runs) {
+			t.Run(lk.name+"/"+strconv.FormatUint(seed, 10), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					u := lk.setup(t)
+					playScenario(t, u, seed, func(k netlab.StepKind, d time.Duration) {
+						stalls[lk.name+" "+k.String()] = append(stalls[lk.name+" "+k.String()], d)
+					})
+				})
+			})
+		}
+	}
+	keys := slices.Sorted(maps.Keys(stalls))
+	for _, k := range keys {
+		d := slices.Clone(stalls[k])
+		slices.Sort(d)
+		t.Logf("%-20s stall over %2d steps: min %v, median %v, max %v", k, len(d), d[0].Round(time.Millisecond),
+			d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+	}
+}
+
+// circuitOnlyLab is upgradeLab's state between NATs that cannot be
+// punched (address-and-port-dependent mapping): the connection stays on
+// its circuit, and B's record names a second public neighbour, so that
+// another relay can carry a circuit when the first goes dark.
+func circuitOnlyLab(t *testing.T) *upgraded {
+	t.Helper()
+	u := &upgraded{}
+	var pubs []*Node
+	u.lab, pubs, u.pubHosts, u.a, u.b, u.natA, u.natB = migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
+	a, b := u.a, u.b
+	serveEcho(t, mustListen(t, b, "echo"))
+	rec, _ := a.Lookup(b.ID())
+	ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+	defer cancel()
+	pc, err := a.dialCircuit(ctx, rec)
+	if err != nil {
+		t.Fatalf("circuit to B: %v", err)
+	}
+	s, err := a.openStream(ctx, pc, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.began = time.Now()
+	u.f = startFlow(t, s, 20*time.Millisecond)
+	u.sa = pc.session
+	second := func() bool {
+		r, _ := a.Lookup(b.ID())
+		for _, nb := range r.Neighbors {
+			for _, p := range pubs {
+				if nb == p.ID() && nb != pc.via[0] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Minute); !second(); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatal("B's record never named a second public neighbour")
+		}
+	}
+	return u
+}
+
+// playScenario plays the scenario drawn from seed on u's lab (see
+// TestSynctestMigrationScenarios) and checks the stream through it;
+// stall gets each step's kind and stall.
+func playScenario(t *testing.T, u *upgraded, seed uint64, stall func(netlab.StepKind, time.Duration)) {
+	t.Helper()
+	steps, err := netlab.Scenario(seed, netlab.ScenarioConfig{
+		Steps: 8, MinGap: 5 * time.Second, MaxGap: 15 * time.Second,
+		MinFor: 2 * time.Second, MaxFor: 20 * time.Second,
+		NATs: 2, Pairs: 1, Hosts: len(u.pubHosts),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := netlab.Targets{
+		NATs:  []*netlab.NAT{u.natA, u.natB},
+		Pairs: [][2]netip.Addr{{u.natA.Addr(), u.natB.Addr()}},
+		Hosts: u.pubHosts,
+	}
+	u.f.takeStall()
+	var prev *netlab.Step
+	record := func() {
+		if prev != nil {
+			d := u.f.takeStall()
+			stall(prev.Kind, d)
+			t.Logf("%v: stall %v", prev, d.Round(time.Millisecond))
+		}
+	}
+	err = u.lab.Play(steps, targets, func(s netlab.Step) {
+		record()
+		u.f.takeStall()
+		prev = &s
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // the last step's recovery
+	record()
+	if err := u.sa.qc.Context().Err(); err != nil {
+		t.Fatalf("the connection closed: %v", context.Cause(u.sa.qc.Context()))
+	}
+	u.f.end(t)
+	t.Logf("%d KiB echoed intact; %d migrations", u.f.sent.Load()/1024, u.sa.stats().migrations)
 }

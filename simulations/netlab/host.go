@@ -35,6 +35,13 @@ func (h *Host) Addr() netip.Addr { return h.addr }
 // of the NAT routers in front of it ("198.51.100.1/192.168.1.10").
 func (h *Host) String() string { return h.name }
 
+// Link returns the host's access link as it is now.
+func (h *Host) Link() Link {
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	return h.link
+}
+
 // SetLink replaces the link between the host and its network. It applies
 // to datagrams that start crossing the link from now on; those already on
 // it keep their fate. A link with Loss 1 cuts the host off.
