@@ -429,6 +429,18 @@ func TestSynctestDirectBlackholedFallsBack(t *testing.T) {
 		if m := u.sa.stats().migrations; m != 3 {
 			t.Errorf("A made %d migrations, want 3 (up, fallback, up)", m)
 		}
+		c := u.a.Stats().Counters
+		if c.MigrationsUpgrade != 2 || c.MigrationsFallback != 1 || c.Migrations != 3 {
+			t.Errorf("A's counters: %d migrations, %d upgrades, %d fallbacks; want 3, 2, 1", c.Migrations, c.MigrationsUpgrade, c.MigrationsFallback)
+		}
+		// The outage counted runs from the last answered keep-alive's
+		// sending, a round trip and a keep-alive interval at most
+		// before the cut, to the fallback.
+		stall := time.Duration(c.MigrationStallMaxMicros) * time.Microsecond
+		if c.MigrationStalls != 1 || stall <= 0 || stall > fellBack+time.Second {
+			t.Errorf("A counted %d forced moves, the longest outage %v; want 1, within (0, %v]", c.MigrationStalls, stall, fellBack+time.Second)
+		}
+		t.Logf("A's counted outage at the fallback: %v", stall)
 	})
 }
 

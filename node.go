@@ -685,4 +685,7 @@ type counters struct {
 	natLocalChanges                                 atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
 	migrations, pathDropped                         atomic.Uint64
+	migrationsByCause                               [migrationCauses]atomic.Uint64 // by migrationCause
+	migrationStalls, migrationStallMicros           atomic.Uint64
+	migrationStallMaxMicros                         atomic.Uint64
 }

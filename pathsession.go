@@ -447,6 +447,7 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				s.migrations++
 				s.byCause[cause]++
 				s.n.stats.migrations.Add(1)
+				s.n.countMigration(cause, now, s.lastGood)
 				s.n.log.Info("connection moved", "peer", s.peer.Short(), "path", r.describe(), "cause", cause)
 			}
 			s.current, s.since, s.hadPath = o.Path, now, true
@@ -492,6 +493,49 @@ func (s *pathSession) apply(now time.Time, outs []migration.Output) {
 				s.n.log.Info("connection lost its last path", "peer", s.peer.Short(), "cause", o.Cause)
 			}
 			s.n.log.Debug("path layer", "peer", s.peer.Short(), "event", o.String())
+		}
+	}
+}
+
+// Node-wide migration counters by cause (Counters.Migrations*).
+type migrationCause int
+
+const (
+	migrationUpgrade migrationCause = iota
+	migrationFallback
+	migrationPathDead
+	migrationDegraded
+	migrationAddress
+	migrationCauses
+)
+
+// countMigration counts a move for cause at now; for a forced one it
+// also counts the old path's outage since lastGood (zero: unknown).
+func (n *Node) countMigration(cause migration.Cause, now, lastGood time.Time) {
+	var c migrationCause
+	switch cause {
+	case migration.CauseUpgrade:
+		c = migrationUpgrade
+	case migration.CauseFallback:
+		c = migrationFallback
+	case migration.CauseDegraded:
+		c = migrationDegraded
+	case migration.CauseRebinding, migration.CauseLocalAddress:
+		c = migrationAddress
+	default:
+		c = migrationPathDead
+	}
+	n.stats.migrationsByCause[c].Add(1)
+	if !forced(cause) || lastGood.IsZero() {
+		return
+	}
+	us := uint64(max(now.Sub(lastGood), 0).Microseconds())
+	n.stats.migrationStalls.Add(1)
+	n.stats.migrationStallMicros.Add(us)
+	for {
+		old := n.stats.migrationStallMaxMicros.Load()
+		if us <= old || n.stats.migrationStallMaxMicros.CompareAndSwap(old, us) {
+			return
 		}
 	}
 }

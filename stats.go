@@ -78,6 +78,24 @@ type Counters struct {
 	// Migrations counts moves of connections between paths (the path
 	// layer's switches after a connection's first path).
 	Migrations uint64 `json:"migrations"`
+	// Migrations by cause: to a punched direct path from a circuit; to
+	// a circuit when the direct path died (fallback); away from a dead
+	// path otherwise (to another of its kind, or to the first path after
+	// a loss); to a clearly better path (degraded); after our address
+	// changed (a NAT rebinding, a local address change).
+	MigrationsUpgrade  uint64 `json:"migrations_upgrade"`
+	MigrationsFallback uint64 `json:"migrations_fallback"`
+	MigrationsPathDead uint64 `json:"migrations_path_dead"`
+	MigrationsDegraded uint64 `json:"migrations_degraded"`
+	MigrationsAddress  uint64 `json:"migrations_address"`
+	// MigrationStalls counts the forced moves (fallback, path dead,
+	// address), and MigrationStallMicros sums their path outage: from
+	// the last keep-alive the old path answered (when it went out) to
+	// the move. MigrationStallMaxMicros is the longest. A stream stalls
+	// about that plus a round trip on the new path.
+	MigrationStalls         uint64 `json:"migration_stalls"`
+	MigrationStallMicros    uint64 `json:"migration_stall_us"`
+	MigrationStallMaxMicros uint64 `json:"migration_stall_max_us"`
 	// PathDropped counts path-layer packets dropped: malformed, for no
 	// session of ours, failing their tag, past the PING rate, or a full
 	// queue.
@@ -139,22 +157,31 @@ func (n *Node) Stats() Stats {
 			SilentConns:      n.stats.silentConns.Load(),
 			Migrations:       n.stats.migrations.Load(),
 			PathDropped:      n.stats.pathDropped.Load(),
-			PunchAttempts:    n.stats.punchAttempts.Load(),
-			PunchDirect:      n.stats.punchDirect.Load(),
-			PunchFailed:      n.stats.punchFailed.Load(),
-			PunchSkipped:     n.stats.punchSkipped.Load(),
-			PunchRelayed:     n.stats.punchRelayed.Load(),
-			PunchAnswered:    n.stats.punchAnswered.Load(),
-			PunchDialMicros:  n.stats.punchDialMicros.Load(),
-			PunchOpenersSent: n.stats.punchOpenersSent.Load(),
-			PunchOpenersSeen: n.stats.punchOpenersSeen.Load(),
-			CircuitsBuilt:    n.stats.circuitsBuilt.Load(),
-			CircuitsRelayed:  n.stats.circuitsRelayed.Load(),
-			CircuitsRefused:  n.stats.circuitsRefused.Load(),
-			CircuitDropped:   n.stats.circuitDropped.Load(),
-			NATLocalChanges:  n.stats.natLocalChanges.Load(),
-			ProbesForwarded:  n.stats.probesForwarded.Load(),
-			ProbesSent:       n.stats.probesSent.Load(),
+
+			MigrationsUpgrade:       n.stats.migrationsByCause[migrationUpgrade].Load(),
+			MigrationsFallback:      n.stats.migrationsByCause[migrationFallback].Load(),
+			MigrationsPathDead:      n.stats.migrationsByCause[migrationPathDead].Load(),
+			MigrationsDegraded:      n.stats.migrationsByCause[migrationDegraded].Load(),
+			MigrationsAddress:       n.stats.migrationsByCause[migrationAddress].Load(),
+			MigrationStalls:         n.stats.migrationStalls.Load(),
+			MigrationStallMicros:    n.stats.migrationStallMicros.Load(),
+			MigrationStallMaxMicros: n.stats.migrationStallMaxMicros.Load(),
+			PunchAttempts:           n.stats.punchAttempts.Load(),
+			PunchDirect:             n.stats.punchDirect.Load(),
+			PunchFailed:             n.stats.punchFailed.Load(),
+			PunchSkipped:            n.stats.punchSkipped.Load(),
+			PunchRelayed:            n.stats.punchRelayed.Load(),
+			PunchAnswered:           n.stats.punchAnswered.Load(),
+			PunchDialMicros:         n.stats.punchDialMicros.Load(),
+			PunchOpenersSent:        n.stats.punchOpenersSent.Load(),
+			PunchOpenersSeen:        n.stats.punchOpenersSeen.Load(),
+			CircuitsBuilt:           n.stats.circuitsBuilt.Load(),
+			CircuitsRelayed:         n.stats.circuitsRelayed.Load(),
+			CircuitsRefused:         n.stats.circuitsRefused.Load(),
+			CircuitDropped:          n.stats.circuitDropped.Load(),
+			NATLocalChanges:         n.stats.natLocalChanges.Load(),
+			ProbesForwarded:         n.stats.probesForwarded.Load(),
+			ProbesSent:              n.stats.probesSent.Load(),
 		},
 	}
 	if n.cfg.Relay {
