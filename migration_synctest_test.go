@@ -491,14 +491,79 @@ func TestSynctestNATRebinding(t *testing.T) {
 	})
 }
 
+// moveHost moves n's host (A's or B's) behind a new NAT like the others,
+// at 198.51.100.<octet>, as a laptop that changes networks: the node's
+// socket keeps its port and reports the new address, which the node
+// finds at its next look at its local addresses (natLocalCheck).
+func (u *upgraded) moveHost(t *testing.T, n *Node, octet byte) {
+	t.Helper()
+	c := netlab.DefaultNATConfig()
+	c.Addr = netip.AddrFrom4([4]byte{198, 51, 100, octet})
+	c.Mapping, c.Filtering = netlab.EndpointIndependent, netlab.AddressAndPortDependent
+	c.InboundSessions = true
+	nat, err := u.lab.AddNAT(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := n.cfg.PacketConn.(*netlab.Conn).Host()
+	if err := h.MoveTo(nat, netip.AddrFrom4([4]byte{172, 16, octet, 10})); err != nil {
+		t.Fatal(err)
+	}
+	if n == u.a {
+		u.natA = nat
+	} else {
+		u.natB = nat
+	}
+}
+
+// TestSynctestLocalAddressChange (issue 8, acceptance 2: a local address
+// change on each side): with the connection on its punched direct path
+// and a stream running, A's host moves behind another NAT (a new local
+// address, a new public one), then B's. Each time the connection falls
+// back to its circuit and then takes a new direct path, and the stream
+// goes on, every byte intact; the stall of each move is logged.
+func TestSynctestLocalAddressChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := upgradeLab(t)
+		for i, side := range []struct {
+			name string
+			n    *Node
+		}{{"A (the dialer)", u.a}, {"B (the acceptor)", u.b}} {
+			time.Sleep(2 * time.Second)
+			u.f.takeStall()
+			changes := side.n.Stats().Counters.NATLocalChanges
+			u.moveHost(t, side.n, byte(21+i))
+			at := time.Now()
+			onCircuit, stall := u.afterRebinding(t, "the move of "+side.name)
+			if got := side.n.Stats().Counters.NATLocalChanges; got != changes+1 {
+				t.Fatalf("%s counted %d local address changes after its move, want %d", side.name, got, changes+1)
+			}
+			if !onCircuit {
+				t.Logf("move of %s: the direct path survived it; stall %v", side.name, stall)
+				continue
+			}
+			if !u.tryPath("a direct path after the move of "+side.name, migration.Direct) {
+				t.Logf("move of %s: on the circuit, stall %v; no new direct path within 2 min", side.name, stall)
+				continue
+			}
+			direct := time.Since(at)
+			time.Sleep(2 * time.Second)
+			t.Logf("move of %s: stall %v at the fallback; direct again %v after, stall %v at the return", side.name, stall, direct, u.f.takeStall())
+		}
+		u.f.end(t)
+		t.Logf("%d KiB echoed intact; A %d migrations", u.f.sent.Load()/1024, u.sa.stats().migrations)
+	})
+}
+
 // TestSynctestStallDistribution (issue 8, acceptance 5) runs the
 // scenarios above MYCELIUM_STALL_RUNS times (make bench: 20) and reports
 // the stall, the longest gap between two chunks of the stream, by cause:
 // the upgrade from the circuit to a punched direct path (from 1 s after
 // the stream began, which in some runs is after the move), the direct path
-// blackholed (fallback) and healed (return), and a NAT rebinding on the
-// dialer's and on the acceptor's side (fallback, then the re-punch).
-// Links are 25 ms each way. Each run draws its keys, nonces and timer
+// blackholed (fallback) and healed (return), a NAT rebinding on the
+// dialer's and on the acceptor's side (fallback, then the re-punch), and
+// each host moving behind another NAT (the same). Links are 25 ms each
+// way. Each run draws its keys, nonces and timer
 // jitter afresh, so the runs differ as seeded runs would.
 func TestSynctestStallDistribution(t *testing.T) {
 	runs, _ := strconv.Atoi(os.Getenv("MYCELIUM_STALL_RUNS"))
@@ -506,7 +571,8 @@ func TestSynctestStallDistribution(t *testing.T) {
 		t.Skip("set MYCELIUM_STALL_RUNS=N (make bench runs 20)")
 	}
 	causes := []string{"upgrade", "blackhole", "healed", "rebinding-dialer", "re-punch-dialer", "rebinding-acceptor", "re-punch-acceptor",
-		"rebinding-dialer (direct path survived)", "rebinding-acceptor (direct path survived)"}
+		"rebinding-dialer (direct path survived)", "rebinding-acceptor (direct path survived)",
+		"host-move-dialer", "re-punch-after-move-dialer", "host-move-acceptor", "re-punch-after-move-acceptor"}
 	stalls := make(map[string][]time.Duration)
 	noRepunch := make(map[string]int)
 	for i := range runs {
@@ -544,6 +610,25 @@ func TestSynctestStallDistribution(t *testing.T) {
 					time.Sleep(2 * time.Second)
 					stalls["re-punch-"+side.name] = append(stalls["re-punch-"+side.name], u.f.takeStall())
 				}
+				for i, side := range []struct {
+					name string
+					n    *Node
+				}{{"dialer", u.a}, {"acceptor", u.b}} {
+					time.Sleep(time.Second)
+					u.f.takeStall()
+					u.moveHost(t, side.n, byte(21+i))
+					onCircuit, stall := u.afterRebinding(t, "the host move")
+					if !onCircuit {
+						t.Fatalf("the direct path survived a host move (stall %v)", stall)
+					}
+					stalls["host-move-"+side.name] = append(stalls["host-move-"+side.name], stall)
+					if !u.tryPath("re-punch", migration.Direct) {
+						noRepunch["move-"+side.name]++
+						continue
+					}
+					time.Sleep(2 * time.Second)
+					stalls["re-punch-after-move-"+side.name] = append(stalls["re-punch-after-move-"+side.name], u.f.takeStall())
+				}
 				u.f.end(t)
 			})
 		})
@@ -560,8 +645,8 @@ func TestSynctestStallDistribution(t *testing.T) {
 		t.Logf("%-42s %8v %8v %8v %8v %5d", c, d[0].Round(time.Millisecond), q(0.5).Round(time.Millisecond),
 			q(0.9).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond), len(d))
 	}
-	t.Logf("runs with no new direct path within 2 min of a rebinding (the stream stayed on the circuit): dialer %d, acceptor %d",
-		noRepunch["dialer"], noRepunch["acceptor"])
+	t.Logf("runs with no new direct path within 2 min of a rebinding (the stream stayed on the circuit): dialer %d, acceptor %d; of a host move: dialer %d, acceptor %d",
+		noRepunch["dialer"], noRepunch["acceptor"], noRepunch["move-dialer"], noRepunch["move-acceptor"])
 }
 
 // TestSynctestRelayDiesNewCircuit (issue 8: a relay's death): A and B sit

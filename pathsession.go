@@ -333,13 +333,17 @@ func (s *pathSession) tick(now time.Time) {
 			every = pathKeepAlive
 		}
 		due := !now.Before(r.nextPing) || r.nextPing.Sub(now) > every
-		if r.probing {
+		if r.probing && id != s.current {
 			if due {
 				s.ping(now, r, true)
 				r.nextPing = now.Add(every - pathTick/2)
 			}
 			continue
 		}
+		// The current path counts misses even while it is probed (after
+		// an address change put it in doubt, say): its probe may take
+		// ProbeTimeout to fail, and a dead current path must not hold
+		// the connection that long.
 		if len(r.awaiting) > 0 && now.Sub(r.awaiting[0]) >= missAfter(r) {
 			r.awaiting = r.awaiting[1:]
 			if id == s.current {
@@ -357,7 +361,7 @@ func (s *pathSession) tick(now time.Time) {
 		if !due {
 			continue
 		}
-		s.ping(now, r, false)
+		s.ping(now, r, r.probing)
 		if len(r.awaiting) == maxAwaiting {
 			r.awaiting = r.awaiting[1:]
 		}

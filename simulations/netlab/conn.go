@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +21,8 @@ import (
 // is durably blocked.
 type Conn struct {
 	host  *Host
-	local netip.AddrPort
-	laddr *net.UDPAddr
+	local netip.AddrPort              // guarded by host.net.mu (Host.MoveTo changes its address)
+	laddr atomic.Pointer[net.UDPAddr] // local, for LocalAddr
 
 	mu     sync.Mutex
 	closed bool
@@ -50,11 +51,22 @@ var (
 func datagramCost(n int) int { return n + 256 }
 
 func newConn(h *Host, local netip.AddrPort, limit int) *Conn {
-	return &Conn{host: h, local: local, laddr: net.UDPAddrFromAddrPort(local), limit: limit, wlimit: limit}
+	c := &Conn{host: h, local: local, limit: limit, wlimit: limit}
+	c.laddr.Store(net.UDPAddrFromAddrPort(local))
+	return c
+}
+
+// Host returns the host the socket is bound on.
+func (c *Conn) Host() *Host { return c.host }
+
+// moveLocked gives c its host's new address (Host.MoveTo).
+func (c *Conn) moveLocked(local netip.AddrPort) {
+	c.local = local
+	c.laddr.Store(net.UDPAddrFromAddrPort(local))
 }
 
 // LocalAddr returns the socket's address, a *net.UDPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.laddr }
+func (c *Conn) LocalAddr() net.Addr { return c.laddr.Load() }
 
 // ReadFrom reads one datagram into b and returns its source, a
 // *net.UDPAddr. A datagram longer than b is truncated to len(b), the rest
@@ -301,5 +313,5 @@ func (c *Conn) udpAddr(ap netip.AddrPort) net.Addr {
 }
 
 func (c *Conn) opError(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: "udp", Source: c.laddr, Addr: addr, Err: err}
+	return &net.OpError{Op: op, Net: "udp", Source: c.laddr.Load(), Addr: addr, Err: err}
 }

@@ -29,7 +29,41 @@ type Host struct {
 }
 
 // Addr returns the host's address on its network.
-func (h *Host) Addr() netip.Addr { return h.addr }
+func (h *Host) Addr() netip.Addr {
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	return h.addr
+}
+
+// MoveTo moves the host to another network, as a laptop that changes
+// networks: onto the private side of nat, or onto the internet when nat
+// is nil, with the address addr there. Its sockets stay open with their
+// ports, as sockets bound to a wildcard address do, and each reports the
+// new address from now on (LocalAddr). Datagrams on their way to the old
+// address are lost, and the old router's mappings for it lead nowhere.
+// Its link and its name stay as they were.
+func (h *Host) MoveTo(nat *NAT, addr netip.Addr) error {
+	n := h.net
+	seg := n.internet
+	if nat != nil {
+		if nat.net != n {
+			return fmt.Errorf("%w: MoveTo a router of another network", ErrBadConfig)
+		}
+		seg = nat.inside
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := seg.claimLocked(addr); err != nil {
+		return err
+	}
+	delete(h.seg.members, h.addr)
+	seg.members[addr] = h
+	h.seg, h.addr = seg, addr
+	for port, c := range h.conns {
+		c.moveLocked(netip.AddrPortFrom(addr, port))
+	}
+	return nil
+}
 
 // String returns the host's name: its address, after the public addresses
 // of the NAT routers in front of it ("198.51.100.1/192.168.1.10").

@@ -162,3 +162,58 @@ func TestScenarioPlaySynctest(t *testing.T) {
 		}
 	})
 }
+
+// TestHostMoveToSynctest: a host behind one NAT moves behind another
+// (a laptop changing networks). Its socket stays open on its port and
+// reports the new address; a server it sends to sees the new router's
+// public address; what the server sends to the old mapping is lost. A
+// taken address and a router of another network are refused.
+func TestHostMoveToSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lab := newLab(t)
+		server := listen(t, addHost(t, lab, server1), 3478)
+		cfg := netlab.DefaultNATConfig()
+		cfg.Addr = netip.MustParseAddr("198.51.100.1")
+		home := addNAT(t, lab, cfg)
+		cfg.Addr = netip.MustParseAddr("198.51.100.2")
+		cafe := addNAT(t, lab, cfg)
+		laptop := addHost(t, home, netip.MustParseAddr("192.168.1.10"))
+		addHost(t, cafe, netip.MustParseAddr("10.0.0.7")) // someone at the café
+		c := listen(t, laptop, 5000)
+
+		send(t, c, addrOf(server), "from home")
+		_, old := mustRecv(t, server)
+		if old.Addr() != netip.MustParseAddr("198.51.100.1") {
+			t.Fatalf("server saw %v before the move", old)
+		}
+		if err := laptop.MoveTo(cafe, netip.MustParseAddr("10.0.0.7")); !errors.Is(err, netlab.ErrAddrInUse) {
+			t.Fatalf("move onto a taken address: %v, want ErrAddrInUse", err)
+		}
+		other := newLab(t)
+		cfg.Addr = netip.MustParseAddr("198.51.100.3")
+		elsewhere := addNAT(t, other, cfg)
+		if err := laptop.MoveTo(elsewhere, netip.MustParseAddr("10.0.0.8")); !errors.Is(err, netlab.ErrBadConfig) {
+			t.Fatalf("move to another network's router: %v, want ErrBadConfig", err)
+		}
+		if err := laptop.MoveTo(cafe, netip.MustParseAddr("10.0.0.8")); err != nil {
+			t.Fatal(err)
+		}
+		if got := addrOf(c); got != netip.MustParseAddrPort("10.0.0.8:5000") {
+			t.Fatalf("socket's address after the move: %v", got)
+		}
+		if got := laptop.Addr(); got != netip.MustParseAddr("10.0.0.8") {
+			t.Fatalf("host's address after the move: %v", got)
+		}
+		send(t, server, old, "to the old mapping")
+		mustNotRecv(t, c)
+		send(t, c, addrOf(server), "from the café")
+		msg, now := mustRecv(t, server)
+		if msg != "from the café" || now.Addr() != netip.MustParseAddr("198.51.100.2") {
+			t.Fatalf("server got %q from %v after the move", msg, now)
+		}
+		send(t, server, now, "back")
+		if msg, _ := mustRecv(t, c); msg != "back" {
+			t.Fatalf("laptop got %q", msg)
+		}
+	})
+}
