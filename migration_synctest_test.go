@@ -914,6 +914,82 @@ func TestSynctestSlowCircuitNoMisses(t *testing.T) {
 	})
 }
 
+// twoCircuitLab has A reach B, between NATs that cannot be punched, over
+// a circuit, starts a flow of 1 KiB every 100 ms through B's echo
+// service, and adds a second circuit through another relay to the
+// connection. It returns A's path layer, the flow, and the hosts of the
+// two circuits' relays, the current circuit's first.
+func twoCircuitLab(t *testing.T) (sa *pathSession, f *flow, h1, h2 *netlab.Host) {
+	t.Helper()
+	_, pubs, hosts, a, b, _, _ := migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
+	serveEcho(t, mustListen(t, b, "echo"))
+	rec, _ := a.Lookup(b.ID())
+	ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
+	defer cancel()
+	pc, err := a.dialCircuit(ctx, rec)
+	if err != nil {
+		t.Fatalf("circuit to B: %v", err)
+	}
+	s, err := a.openStream(ctx, pc, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = startFlow(t, s, 100*time.Millisecond)
+	sa = pc.session
+	// A second circuit: rebuild avoids the relays of the first, once
+	// B's record names another public neighbour.
+	other := func() bool {
+		r, _ := a.Lookup(b.ID())
+		for _, nb := range r.Neighbors {
+			for _, p := range pubs {
+				if nb == p.ID() && nb != pc.via[0] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Minute); !other(); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatal("B's record never named a second public neighbour")
+		}
+	}
+	circuits := func() (vias [][]NodeID) {
+		sa.mu.Lock()
+		defer sa.mu.Unlock()
+		for _, r := range sa.routes {
+			if r.kind == migration.Circuit && r.proven && len(r.via) > 0 {
+				vias = append(vias, r.via)
+			}
+		}
+		return vias
+	}
+	sa.mu.Lock()
+	sa.rebuild()
+	sa.mu.Unlock()
+	for deadline := time.Now().Add(time.Minute); len(circuits()) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second circuit within a minute: %v", circuits())
+		}
+	}
+	relayHost := make(map[NodeID]*netlab.Host)
+	for i, p := range pubs {
+		relayHost[p.ID()] = hosts[i]
+	}
+	vias := circuits()
+	sa.mu.Lock()
+	cur := sa.routes[sa.current].via
+	sa.mu.Unlock()
+	if len(cur) > 0 && vias[1][0] == cur[0] {
+		vias[0], vias[1] = vias[1], vias[0]
+	}
+	h1, h2 = relayHost[vias[0][0]], relayHost[vias[1][0]]
+	if h1 == nil || h2 == nil || h1 == h2 {
+		t.Fatalf("the circuits' relays %v are not two of the public nodes", vias)
+	}
+	return sa, f, h1, h2
+}
+
 // TestSynctestOscillatingCircuitsBounded (issue 8, acceptance 4, end to
 // end): A's connection to B holds two circuits, through relays R1 and
 // R2, and a stream runs on it. For 10 minutes the two trade places every
@@ -926,66 +1002,7 @@ func TestSynctestSlowCircuitNoMisses(t *testing.T) {
 // most 6, no switch for any other cause, and every byte intact.
 func TestSynctestOscillatingCircuitsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, pubs, hosts, a, b, _, _ := migrationLabNAT(t, 25*time.Millisecond, netlab.AddressAndPortDependent)
-		serveEcho(t, mustListen(t, b, "echo"))
-		rec, _ := a.Lookup(b.ID())
-		ctx, cancel := context.WithTimeout(withCircuits(context.Background()), time.Minute)
-		defer cancel()
-		pc, err := a.dialCircuit(ctx, rec)
-		if err != nil {
-			t.Fatalf("circuit to B: %v", err)
-		}
-		s, err := a.openStream(ctx, pc, "echo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := startFlow(t, s, 100*time.Millisecond)
-		sa := pc.session
-		// A second circuit: rebuild avoids the relays of the first, once
-		// B's record names another public neighbour.
-		other := func() bool {
-			r, _ := a.Lookup(b.ID())
-			for _, nb := range r.Neighbors {
-				for _, p := range pubs {
-					if nb == p.ID() && nb != pc.via[0] {
-						return true
-					}
-				}
-			}
-			return false
-		}
-		for deadline := time.Now().Add(5 * time.Minute); !other(); time.Sleep(time.Second) {
-			if time.Now().After(deadline) {
-				t.Fatal("B's record never named a second public neighbour")
-			}
-		}
-		circuits := func() (vias [][]NodeID) {
-			sa.mu.Lock()
-			defer sa.mu.Unlock()
-			for _, r := range sa.routes {
-				if r.kind == migration.Circuit && r.proven && len(r.via) > 0 {
-					vias = append(vias, r.via)
-				}
-			}
-			return vias
-		}
-		sa.mu.Lock()
-		sa.rebuild()
-		sa.mu.Unlock()
-		for deadline := time.Now().Add(time.Minute); len(circuits()) < 2; time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no second circuit within a minute: %v", circuits())
-			}
-		}
-		relayHost := make(map[NodeID]*netlab.Host)
-		for i, p := range pubs {
-			relayHost[p.ID()] = hosts[i]
-		}
-		vias := circuits()
-		h1, h2 := relayHost[vias[0][0]], relayHost[vias[1][0]]
-		if h1 == nil || h2 == nil || h1 == h2 {
-			t.Fatalf("the circuits' relays %v are not two of the public nodes", vias)
-		}
+		sa, f, h1, h2 := twoCircuitLab(t)
 		latency := func(h *netlab.Host, d time.Duration) {
 			l := netlab.DefaultLink()
 			l.Latency = d
@@ -1195,4 +1212,96 @@ func playScenario(t *testing.T, u *upgraded, seed uint64, stall func(netlab.Step
 	}
 	u.f.end(t)
 	t.Logf("%d KiB echoed intact; %d migrations", u.f.sent.Load()/1024, u.sa.stats().migrations)
+}
+
+// TestSynctestLossyCircuitLeft: of a connection's two circuits, the
+// current one starts losing 5% of its datagrams at its relay's link
+// (which a keep-alive and its answer cross four times: about 19% of
+// them are lost), while its round trip stays the same as the other's.
+// The path layer measures each path's loss from its keep-alives (it
+// reported 0 always before): the machine's smoothed loss of the lossy
+// circuit must pass 5% and the clean one's stay below, and the
+// connection must leave the lossy circuit, by a quality switch
+// ("degraded": its cost, round trip plus loss penalty, is clearly
+// worse) or, when three keep-alives in a row go missing first, as a
+// dead path. The stream stays intact.
+func TestSynctestLossyCircuitLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sa, f, lossy, _ := twoCircuitLab(t)
+		sa.mu.Lock()
+		before := sa.m.Stats().Switches
+		from := sa.current
+		var other migration.PathID
+		for id, r := range sa.routes {
+			if id != from && r.kind == migration.Circuit {
+				other = id
+			}
+		}
+		sa.mu.Unlock()
+		l := netlab.DefaultLink()
+		l.Latency, l.Loss = 25*time.Millisecond, 0.05
+		if err := lossy.SetLink(l); err != nil {
+			t.Fatal(err)
+		}
+		lossAt := time.Now()
+		var peak float64
+		for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
+			sa.mu.Lock()
+			left := sa.current != from
+			p, _ := sa.m.Path(from)
+			sa.mu.Unlock()
+			peak = max(peak, p.Loss)
+			if left {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still on the lossy circuit 5 min on; its smoothed loss peaked at %.3f", peak)
+			}
+		}
+		took := time.Since(lossAt)
+		// The lossy circuit stays a standby path, pinged every 2 s:
+		// give its loss time to show.
+		time.Sleep(time.Minute)
+		sa.mu.Lock()
+		p, _ := sa.m.Path(from)
+		q, _ := sa.m.Path(other)
+		after := sa.m.Stats().Switches
+		sa.mu.Unlock()
+		peak = max(peak, p.Loss)
+		if peak < 0.05 || q.Loss >= 0.05 {
+			t.Errorf("smoothed loss: the lossy circuit peaked at %.3f, the clean one is at %.3f; want >= 0.05 and < 0.05", peak, q.Loss)
+		}
+		t.Logf("left the lossy circuit %v after the loss began (%d quality switches, %d for a dead path); its smoothed loss peaked at %.3f, the clean one's %.3f",
+			took.Round(time.Second), after.Degraded-before.Degraded, after.PathDead-before.PathDead, peak, q.Loss)
+		f.end(t)
+		t.Logf("%d KiB echoed intact", f.sent.Load()/1024)
+	})
+}
+
+// TestSynctestReflexiveChangeSeen: A's NAT rebinds under a connection
+// on its punched direct path. Keep-alive loss moves the connection at
+// once; A's next NAT discovery round (natInterval) then finds a new
+// reflexive address, counts it (nat_reflexive_changes), and feeds it to
+// the path layer (the migration machine's ReflexiveChanged), which
+// probes the direct paths again. The stream stays intact.
+func TestSynctestReflexiveChangeSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := upgradeLab(t)
+		if got := u.a.Stats().Counters.NATReflexiveChanges; got != 0 {
+			t.Fatalf("A counted %d reflexive changes before any rebinding", got)
+		}
+		u.natA.Rebind()
+		time.Sleep(natInterval + time.Minute)
+		if got := u.a.Stats().Counters.NATReflexiveChanges; got < 1 {
+			t.Fatalf("A counted no reflexive change %v after its NAT rebound; NAT %+v", natInterval+time.Minute, u.a.Stats().NAT)
+		}
+		u.sa.mu.Lock()
+		seen := u.sa.m.Stats().ReflexiveChanges
+		u.sa.mu.Unlock()
+		if seen < 1 {
+			t.Fatal("A's path layer was not told of the reflexive change")
+		}
+		u.f.end(t)
+		t.Logf("%d KiB echoed intact; A's path layer saw %d reflexive changes", u.f.sent.Load()/1024, seen)
+	})
 }

@@ -287,7 +287,17 @@ func (o *overlay) natDone(d nat.Done) {
 		st.mapping, st.filtering = registry.NATEndpointIndependent, registry.NATEndpointIndependent
 	}
 	changed := st.public != o.nat.public || st.mapping != o.nat.mapping || !slices.Equal(st.reflexive, o.nat.reflexive)
+	// A new reflexive address with the same local one: the NAT rebound
+	// (or we moved and checkLocal has not looked yet). Links move when
+	// their peers hear from the new mapping; the path layers probe
+	// their direct paths again.
+	rebound := len(o.nat.reflexive) > 0 && len(st.reflexive) > 0 && !slices.Equal(st.reflexive, o.nat.reflexive)
 	o.nat = st
+	if rebound {
+		o.n.stats.natReflexiveChanges.Add(1)
+		o.n.nudgeLinks()
+		o.n.sessionsReflexiveChanged()
+	}
 	if changed {
 		ns := st.stats()
 		o.n.log.Info("nat classified", "mapping", ns.Mapping, "filtering", ns.Filtering, "public", ns.Public,

@@ -682,7 +682,7 @@ type counters struct {
 	punchOpenersSent, punchOpenersSeen              atomic.Uint64
 	circuitsBuilt, circuitsRelayed, circuitsRefused atomic.Uint64
 	circuitDropped                                  atomic.Uint64
-	natLocalChanges                                 atomic.Uint64
+	natLocalChanges, natReflexiveChanges            atomic.Uint64
 	probesForwarded, probesSent                     atomic.Uint64
 	migrations, pathDropped                         atomic.Uint64
 	migrationsByCause                               [migrationCauses]atomic.Uint64 // by migrationCause

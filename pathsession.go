@@ -187,6 +187,7 @@ type pathRoute struct {
 	failedAt time.Time   // when it failed
 	proven   bool        // it has been validated at least once
 	awaiting []time.Time // when the keep-alives not yet answered went out, oldest first (at most maxAwaiting)
+	lost     int         // keep-alives given up on since the last PONG (the next Observe's loss)
 	nextPing time.Time
 	heard    time.Time     // when a PONG last came back on it
 	rtt      time.Duration // that PONG's round trip
@@ -346,6 +347,7 @@ func (s *pathSession) tick(now time.Time) {
 		// the connection that long.
 		if len(r.awaiting) > 0 && now.Sub(r.awaiting[0]) >= missAfter(r) {
 			r.awaiting = r.awaiting[1:]
+			r.lost++
 			if id == s.current {
 				// Our NAT may have rebound: links' peers learn
 				// the new mapping from a nudge, and move their
@@ -364,6 +366,7 @@ func (s *pathSession) tick(now time.Time) {
 		s.ping(now, r, r.probing)
 		if len(r.awaiting) == maxAwaiting {
 			r.awaiting = r.awaiting[1:]
+			r.lost++
 		}
 		r.awaiting = append(r.awaiting, now)
 		r.nextPing = now.Add(every - pathTick/2)
@@ -876,10 +879,24 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 		return
 	}
 	rtt := max(now.Sub(sp.at), time.Microsecond)
-	// The keep-alives sent up to this PING's are answered: it came back.
+	// The keep-alives sent up to this PING's are done with: it came
+	// back, and those before it that did not are lost.
+	awaited := false
 	for len(r.awaiting) > 0 && !r.awaiting[0].After(sp.at) {
+		if r.awaiting[0].Before(sp.at) {
+			r.lost++
+		} else {
+			awaited = true
+		}
 		r.awaiting = r.awaiting[1:]
 	}
+	if !awaited && r.lost > 0 {
+		r.lost-- // a late answer: counted as lost when its wait ran out (or a probe's)
+	}
+	// The loss rate over the interval this PONG closes: keep-alives
+	// lost since the last PONG, against those and this one.
+	loss := float64(r.lost) / float64(r.lost+1)
+	r.lost = 0
 	r.heard, r.rtt = now, rtt
 	if r.id == s.current {
 		s.lastGood = sp.at // the PING went out then and arrived: so did what preceded it
@@ -891,7 +908,7 @@ func (s *pathSession) pong(now time.Time, nonce uint64) {
 		s.apply(now, s.m.Validated(now, r.id, rtt))
 		return
 	}
-	s.apply(now, s.m.Observe(now, r.id, rtt, 0))
+	s.apply(now, s.m.Observe(now, r.id, rtt, loss))
 }
 
 // pathStats is what Stats shows of a session.
@@ -900,6 +917,7 @@ type pathStats struct {
 	via        []NodeID // the current circuit's relays, where known
 	migrations uint64
 	onPath     map[migration.Kind]time.Duration
+	loss       float64 // the current path's smoothed keep-alive loss
 }
 
 func (s *pathSession) stats() pathStats {
@@ -912,6 +930,9 @@ func (s *pathSession) stats() pathStats {
 	if r := s.routes[s.current]; r != nil {
 		st.kind, st.via = r.kind, r.via
 		st.onPath[r.kind] += time.Since(s.since)
+		if p, ok := s.m.Path(s.current); ok {
+			st.loss = p.Loss
+		}
 	}
 	return st
 }
@@ -929,6 +950,25 @@ func (n *Node) sessionsLocalChanged() {
 		if !s.closed {
 			now := time.Now()
 			s.apply(now, s.m.LocalAddressChanged(now))
+		}
+		s.unlockAndSend()
+	}
+}
+
+// sessionsReflexiveChanged tells every session that STUN showed a new
+// reflexive address: the NAT in front rebound.
+func (n *Node) sessionsReflexiveChanged() {
+	n.sessMu.Lock()
+	ss := make([]*pathSession, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	n.sessMu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		if !s.closed {
+			now := time.Now()
+			s.apply(now, s.m.ReflexiveChanged(now))
 		}
 		s.unlockAndSend()
 	}

@@ -39,15 +39,19 @@ type PeerStats struct {
 	// Migrations counts the moves between paths (circuit to direct and
 	// back, one direct path to another) of this peer's connections, the
 	// active one and those still draining, since they opened.
-	Migrations uint64        `json:"migrations"`
-	Addr       string        `json:"addr"` // the peer's address on the path
-	RTT        time.Duration `json:"-"`
-	RTTMillis  float64       `json:"rtt_ms"`
-	Outbound   bool          `json:"outbound"` // this node dialed the connection
-	Streams    int           `json:"streams"`  // streams open on it
-	Since      time.Time     `json:"since"`
-	BytesSent  uint64        `json:"bytes_sent"`
-	BytesRecv  uint64        `json:"bytes_received"`
+	Migrations uint64 `json:"migrations"`
+	// PathLoss is the share of keep-alives the current path lost lately
+	// (smoothed, 0..1), for a connection with a path layer (one that
+	// began in a circuit); 0 for others.
+	PathLoss  float64       `json:"path_loss"`
+	Addr      string        `json:"addr"` // the peer's address on the path
+	RTT       time.Duration `json:"-"`
+	RTTMillis float64       `json:"rtt_ms"`
+	Outbound  bool          `json:"outbound"` // this node dialed the connection
+	Streams   int           `json:"streams"`  // streams open on it
+	Since     time.Time     `json:"since"`
+	BytesSent uint64        `json:"bytes_sent"`
+	BytesRecv uint64        `json:"bytes_received"`
 }
 
 // Counters are totals since the node started.
@@ -128,6 +132,11 @@ type Counters struct {
 	// NATLocalChanges counts changes of the node's local addresses, each
 	// of which started NAT discovery afresh.
 	NATLocalChanges uint64 `json:"nat_local_changes"`
+	// NATReflexiveChanges counts discovery rounds that found a new
+	// reflexive address where one was known (a NAT rebinding, seen by
+	// STUN); each nudges the links and has the path layers probe their
+	// direct paths again.
+	NATReflexiveChanges uint64 `json:"nat_reflexive_changes"`
 	// NAT filtering probes this node arranged for others, and sent.
 	ProbesForwarded uint64 `json:"nat_probes_forwarded"`
 	ProbesSent      uint64 `json:"nat_probes_sent"`
@@ -142,21 +151,22 @@ func (n *Node) Stats() Stats {
 		Peers:    []PeerStats{},
 		Services: n.services(),
 		Counters: Counters{
-			ConnsIn:          n.stats.connsIn.Load(),
-			ConnsOut:         n.stats.connsOut.Load(),
-			ConnsRefused:     n.stats.connsRefused.Load(),
-			DuplicateConns:   n.stats.duplicateConns.Load(),
-			DialsFailed:      n.stats.dialsFailed.Load(),
-			StreamsIn:        n.stats.streamsIn.Load(),
-			StreamsOut:       n.stats.streamsOut.Load(),
-			StreamsRefused:   n.stats.streamsRefused.Load(),
-			BadHeaders:       n.stats.badHeaders.Load(),
-			NonQUICPackets:   n.stats.nonQUICPackets.Load(),
-			RegistryRejoins:  n.stats.registryRejoins.Load(),
-			PartitionRejoins: n.stats.partitionRejoins.Load(),
-			SilentConns:      n.stats.silentConns.Load(),
-			Migrations:       n.stats.migrations.Load(),
-			PathDropped:      n.stats.pathDropped.Load(),
+			ConnsIn:             n.stats.connsIn.Load(),
+			ConnsOut:            n.stats.connsOut.Load(),
+			ConnsRefused:        n.stats.connsRefused.Load(),
+			DuplicateConns:      n.stats.duplicateConns.Load(),
+			DialsFailed:         n.stats.dialsFailed.Load(),
+			StreamsIn:           n.stats.streamsIn.Load(),
+			StreamsOut:          n.stats.streamsOut.Load(),
+			StreamsRefused:      n.stats.streamsRefused.Load(),
+			BadHeaders:          n.stats.badHeaders.Load(),
+			NonQUICPackets:      n.stats.nonQUICPackets.Load(),
+			RegistryRejoins:     n.stats.registryRejoins.Load(),
+			PartitionRejoins:    n.stats.partitionRejoins.Load(),
+			SilentConns:         n.stats.silentConns.Load(),
+			Migrations:          n.stats.migrations.Load(),
+			PathDropped:         n.stats.pathDropped.Load(),
+			NATReflexiveChanges: n.stats.natReflexiveChanges.Load(),
 
 			MigrationsUpgrade:       n.stats.migrationsByCause[migrationUpgrade].Load(),
 			MigrationsFallback:      n.stats.migrationsByCause[migrationFallback].Load(),
@@ -206,10 +216,12 @@ func (n *Node) Stats() Stats {
 			path = "circuit"
 		}
 		var migrations uint64
+		var loss float64
 		for _, s := range p.sessions {
 			ps := s.stats()
 			migrations += ps.migrations
 			if s == p.pc.session {
+				loss = ps.loss
 				switch {
 				case ps.kind == migration.Direct:
 					path, via = "direct", nil
@@ -224,6 +236,7 @@ func (n *Node) Stats() Stats {
 			Hops:       len(via),
 			Via:        via,
 			Migrations: migrations,
+			PathLoss:   loss,
 			Addr:       p.pc.qc.RemoteAddr().String(),
 			RTT:        cs.SmoothedRTT,
 			RTTMillis:  float64(cs.SmoothedRTT.Microseconds()) / 1000,

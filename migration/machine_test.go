@@ -706,3 +706,23 @@ func TestStrings(t *testing.T) {
 		t.Fatalf("event %q", got)
 	}
 }
+
+// TestPathInfo: Path reports a path's kind, smoothed RTT and loss, and
+// misses in a row, and knows no path it was not given.
+func TestPathInfo(t *testing.T) {
+	cfg := DefaultConfig()
+	r := newRig(t, cfg, 1)
+	r.up(1, Circuit, 80*ms)
+	r.observe(1, 80*ms, 0.5)
+	r.miss(1, 1)
+	p, ok := r.m.Path(1)
+	if !ok {
+		t.Fatal("path 1 unknown")
+	}
+	if want := cfg.LossGain * 0.5; p.Kind != Circuit || p.SRTT != 80*ms || p.Loss != want || !p.Usable || p.Misses != 1 {
+		t.Fatalf("path 1: %+v, want a usable circuit, srtt 80ms, loss %v, 1 miss", p, want)
+	}
+	if _, ok := r.m.Path(2); ok {
+		t.Fatal("path 2, never added, is known")
+	}
+}

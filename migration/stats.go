@@ -1,6 +1,9 @@
 package migration
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Stats are plain counters since New, and the current path. The driver
 // exports them.
@@ -87,4 +90,29 @@ type InvalidCounts struct {
 // Total is the sum over all reasons.
 func (c InvalidCounts) Total() uint64 {
 	return c.UnknownPath + c.BadRTT + c.BadLoss + c.TimeBackwards
+}
+
+// PathInfo is what the machine knows of one path.
+type PathInfo struct {
+	Kind   Kind
+	SRTT   time.Duration // smoothed RTT; 0 before the first sample
+	Loss   float64       // smoothed loss rate, 0..1, from Observe
+	Usable bool          // validated, or suspect but not yet given up
+	Misses int           // keep-alives unanswered in a row
+}
+
+// Path returns what the machine knows of path id, and false when it
+// knows no such path.
+func (m *Machine) Path(id PathID) (PathInfo, bool) {
+	p := m.known(id)
+	if p == nil {
+		return PathInfo{}, false
+	}
+	return PathInfo{
+		Kind:   p.kind,
+		SRTT:   time.Duration(p.srtt * float64(time.Second)),
+		Loss:   p.loss,
+		Usable: p.usable(),
+		Misses: p.misses,
+	}, true
 }
