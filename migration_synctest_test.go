@@ -23,18 +23,13 @@ import (
 	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
-// migrationLab is two nodes, A and B, each behind its own NAT with
-// endpoint-independent mapping and address-and-port-dependent filtering
-// (Linux MASQUERADE: punchable), three public nodes, and every link
-// oneWay long. It returns once A holds B's record with its NAT class.
-func migrationLab(t *testing.T, oneWay time.Duration) (lab *netlab.Network, pubs []*Node, a, b *Node, natA, natB *netlab.NAT) {
-	lab, pubs, _, a, b, natA, natB = migrationLabNAT(t, oneWay, netlab.EndpointIndependent)
-	return lab, pubs, a, b, natA, natB
-}
-
-// migrationLabNAT is migrationLab with the NATs' mapping behaviour given
-// (address-and-port-dependent: no punch, the connection stays on
-// circuits), and the public nodes' hosts.
+// migrationLabNAT is two nodes, A and B, each behind its own NAT with
+// the given mapping behaviour and address-and-port-dependent filtering
+// (with endpoint-independent mapping, Linux MASQUERADE: punchable; with
+// address-and-port-dependent mapping, no punch, and the connection stays
+// on circuits), three public nodes, and every link oneWay long. It
+// returns the public nodes' hosts too, once A holds B's record with its
+// NAT class.
 func migrationLabNAT(t *testing.T, oneWay time.Duration, mapping netlab.Behavior) (lab *netlab.Network, pubs []*Node, pubHosts []*netlab.Host, a, b *Node, natA, natB *netlab.NAT) {
 	t.Helper()
 	cfg := netlab.DefaultConfig()
