@@ -670,7 +670,7 @@ func TestDemo(t *testing.T) {
 	for _, c := range rep.Checks {
 		names = append(names, c.Name)
 	}
-	want := []string{"identity_mismatch", "unknown_service", "simultaneous_dial", "broadcast", "registry", "behind_nats", "nat_classification", "hole_punch", "circuit", "relay_drain"}
+	want := []string{"identity_mismatch", "unknown_service", "simultaneous_dial", "broadcast", "registry", "behind_nats", "nat_classification", "hole_punch", "circuit", "relay_drain", "path_change"}
 	if !rep.OK || len(rep.Transfers) != 3 || !slices.Equal(names, want) {
 		t.Fatalf("demo report: %+v, want checks %v", rep, want)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mycelium-net/mycelium"
 	"github.com/mycelium-net/mycelium/internal/echo"
+	"github.com/mycelium-net/mycelium/simulations/netlab"
 )
 
 // checkCircuit runs real nodes on netlab: a public relay P, node A behind
@@ -176,5 +177,101 @@ func checkRelayDrain(ctx context.Context, _ []demoNode) Check {
 	ch.OK = true
 	ch.Detail = fmt.Sprintf("relay %s drained (%v deadline, done in %v): A's connection to B moved to a circuit through %s (%d migration), and the same stream echoed 16 KiB more %v after the drain began",
 		r.ID().Short(), demoDrain, drainTook.Round(time.Millisecond), other.ID().Short(), migrations, moved.Round(time.Millisecond))
+	return ch
+}
+
+// checkPathChange is the migration watchdog at work. As in checkCircuit,
+// A (behind MASQUERADE) reaches B (behind a symmetric NAT) over a circuit
+// through the public relay P, and opens a stream to B's echo service.
+// Then, with the stream open:
+//   - B's router rebinds (every mapping gets a new public port): the side
+//     that accepted the connection, where a plain QUIC connection dies;
+//   - A's host moves behind another router (a laptop changing networks:
+//     a new local address and a new public one).
+//
+// After each, the same stream echoes 16 KiB more, intact.
+func checkPathChange(ctx context.Context, _ []demoNode) Check {
+	ch := Check{Name: "path_change"}
+	fail := failer(&ch)
+	ln, err := newLab()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer ln.close()
+	lab := ln.lab
+	pubHost, err := lab.AddHost(netip.MustParseAddr("203.0.113.10"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	hostA, hostB, _, homeB := twoRouters(lab)
+	p, err := ln.start(pubHost, 4433, nil)
+	if err != nil {
+		return fail("%v", err)
+	}
+	boot := []mycelium.Peer{{ID: p.ID(), Addr: p.LocalAddr()}}
+	a, err := ln.start(hostA, 0, boot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	b, err := ln.start(hostB, 0, boot)
+	if err != nil {
+		return fail("%v", err)
+	}
+	lb, _ := b.Listen("echo")
+	ln.wg.Go(func() { echo.Serve(lb) })
+	err = waitFor(ctx, 30*time.Second, func() bool {
+		r, ok := a.Lookup(b.ID())
+		return ok && !r.Inbound && len(r.Neighbors) > 0
+	})
+	if err != nil {
+		return fail("waiting for A to know B's record: %v", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := a.Dial(dctx, b.ID(), "echo")
+	if err != nil {
+		return fail("A dials B by ID: %v", err)
+	}
+	defer c.Close()
+	if err := echo.Exchange(c, 16<<10); err != nil {
+		return fail("echo over the circuit: %v", err)
+	}
+	cafeCfg := netlab.DefaultNATConfig()
+	cafeCfg.Addr = netip.MustParseAddr("198.51.100.3")
+	cafe, err := lab.AddNAT(cafeCfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	var took []string
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"B's router rebound", func() error { homeB.Rebind(); return nil }},
+		{"A's host moved to another router", func() error { return hostA.MoveTo(cafe, netip.MustParseAddr("172.16.0.10")) }},
+	} {
+		if err := step.do(); err != nil {
+			return fail("%s: %v", step.what, err)
+		}
+		t0 := time.Now()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := echo.Exchange(c, 16<<10); err != nil {
+			return fail("the stream after %s: %v", step.what, err)
+		}
+		took = append(took, fmt.Sprintf("%s: 16 KiB echoed %v later", step.what, time.Since(t0).Round(time.Millisecond)))
+	}
+	var peer mycelium.PeerStats
+	for _, ps := range a.Stats().Peers {
+		if ps.ID == b.ID() {
+			peer = ps
+		}
+	}
+	how := "the circuit carried on: the relay's links followed each end to its new address (QUIC migration on the links)"
+	if peer.Migrations > 0 {
+		how = fmt.Sprintf("the path layer moved the connection %d times; it is on a %s path now", peer.Migrations, peer.Path)
+	}
+	ch.OK = true
+	ch.Detail = fmt.Sprintf("one stream from A to B over a circuit through P (%s) lived through two path changes: %s; %s; %s",
+		p.ID().Short(), took[0], took[1], how)
 	return ch
 }

@@ -173,7 +173,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	fmt.Fprintln(out, "\nchecks:")
-	for _, c := range []func(context.Context, []demoNode) Check{checkIdentity, checkUnknownService, checkSimultaneousDial, checkBroadcast, checkRegistry, checkNATs, checkNATClassification, checkHolePunch, checkCircuit, checkRelayDrain} {
+	for _, c := range []func(context.Context, []demoNode) Check{checkIdentity, checkUnknownService, checkSimultaneousDial, checkBroadcast, checkRegistry, checkNATs, checkNATClassification, checkHolePunch, checkCircuit, checkRelayDrain, checkPathChange} {
 		ch := c(ctx, nodes)
 		rep.Checks = append(rep.Checks, ch)
 		rep.OK = rep.OK && ch.OK

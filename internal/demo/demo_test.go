@@ -31,7 +31,7 @@ func TestRun(t *testing.T) {
 	for _, c := range rep.Checks {
 		names[c.Name] = c.OK
 	}
-	for _, want := range []string{"identity_mismatch", "unknown_service", "simultaneous_dial", "broadcast", "behind_nats", "nat_classification", "hole_punch", "circuit", "relay_drain"} {
+	for _, want := range []string{"identity_mismatch", "unknown_service", "simultaneous_dial", "broadcast", "behind_nats", "nat_classification", "hole_punch", "circuit", "relay_drain", "path_change"} {
 		if !names[want] {
 			t.Errorf("check %s missing or failed: %+v", want, rep.Checks)
 		}

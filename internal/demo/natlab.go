@@ -16,16 +16,22 @@ import (
 // MASQUERADE at 198.51.100.1, one symmetric at 198.51.100.2, each with a
 // host behind it.
 func twoNATs(lab *netlab.Network) (hostA, hostB *netlab.Host) {
+	hostA, hostB, _, _ = twoRouters(lab)
+	return hostA, hostB
+}
+
+// twoRouters is twoNATs that also returns the two routers.
+func twoRouters(lab *netlab.Network) (hostA, hostB *netlab.Host, homeA, homeB *netlab.NAT) {
 	masq := netlab.DefaultNATConfig()
 	masq.Addr = netip.MustParseAddr("198.51.100.1")
-	homeA, _ := lab.AddNAT(masq)
+	homeA, _ = lab.AddNAT(masq)
 	sym := netlab.DefaultNATConfig()
 	sym.Addr = netip.MustParseAddr("198.51.100.2")
 	sym.Mapping, sym.Filtering, sym.Ports = netlab.AddressAndPortDependent, netlab.AddressAndPortDependent, netlab.PortRandom
-	homeB, _ := lab.AddNAT(sym)
+	homeB, _ = lab.AddNAT(sym)
 	hostA, _ = homeA.AddHost(netip.MustParseAddr("192.168.1.10"))
 	hostB, _ = homeB.AddHost(netip.MustParseAddr("10.0.0.10"))
-	return hostA, hostB
+	return hostA, hostB, homeA, homeB
 }
 
 // labNodes is one check's netlab: the lab, the real nodes started on it

@@ -67,3 +67,27 @@ func RoundTrip(c net.Conn, size int) error {
 	}
 	return nil
 }
+
+// Exchange sends size random bytes on c, reads size bytes back and checks
+// them byte for byte, and leaves c open for more.
+func Exchange(c net.Conn, size int) error {
+	want := make([]byte, size)
+	rand.Read(want)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want)
+		errc <- err
+	}()
+	got := make([]byte, size)
+	n, err := io.ReadFull(c, got)
+	if werr := <-errc; werr != nil && err == nil {
+		err = fmt.Errorf("write: %w", werr)
+	}
+	if err != nil {
+		return fmt.Errorf("echo: after %d of %d echoed bytes: %w", n, size, err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("echo: reply differs in %d bytes", size)
+	}
+	return nil
+}
